@@ -1,0 +1,441 @@
+"""Kernel functions ``K(U, V) -> (n_in, n_out)`` as small composable torch modules.
+
+A kernel here maps the embedding vectors of a layer's input neurons, ``U`` of
+shape ``(n_in, d)``, and of its output neurons, ``V`` of shape ``(n_out, d)``,
+to the matrix of pairwise kernel values of shape ``(n_in, n_out)``.
+
+Kernels hold their hyperparameters as plain Python numbers (they are not
+learned), print as ``RBFKernel(gamma=0.5)``, compare equal when their class and
+hyperparameters match, pickle, and compose::
+
+    >>> from skkernelnet.kernels import RBFKernel, LinearKernel
+    >>> k = 2.0 * RBFKernel(gamma=0.5) + LinearKernel()
+    >>> k
+    ScaledKernel(scale=2.0, kernel=RBFKernel(gamma=0.5)) + LinearKernel()
+
+Squared distances are computed as ``|u|^2 + |v|^2 - 2 u v^T``, clamped at zero,
+so that memory stays ``O(n_in * n_out)`` (never an ``(n_in, n_out, d)``
+broadcast) and the gradient at ``u_i == v_j`` is finite (``||u - v||`` followed
+by a square, as in the reference implementation, gives NaN there).
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+
+import torch
+from torch import nn
+
+__all__ = [
+    "Kernel",
+    "LinearKernel",
+    "PolynomialKernel",
+    "RBFKernel",
+    "LaplacianKernel",
+    "FiniteSupportKernel",
+    "SumKernel",
+    "ProductKernel",
+    "ScaledKernel",
+    "CallableKernel",
+    "KERNELS",
+    "get_kernel",
+    "squared_distances",
+]
+
+
+def squared_distances(U, V):
+    """Pairwise squared Euclidean distances between the rows of ``U`` and ``V``.
+
+    Computed as ``|u|^2 + |v|^2 - 2 u v^T`` in a single fused matrix product and
+    clamped at zero (rounding can make it slightly negative).
+
+    Parameters
+    ----------
+    U : Tensor of shape (n_in, d)
+    V : Tensor of shape (n_out, d)
+
+    Returns
+    -------
+    Tensor of shape (n_in, n_out)
+
+    Examples
+    --------
+    >>> import torch
+    >>> squared_distances(torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0], [0.0, 0.0]]))
+    tensor([[25.,  0.]])
+    """
+    u_sq = (U * U).sum(dim=1, keepdim=True)
+    v_sq = (V * V).sum(dim=1).unsqueeze(0)
+    return torch.addmm(u_sq + v_sq, U, V.T, alpha=-2.0).clamp_min_(0.0)
+
+
+def _check_positive(name, value, *, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if (
+        not isinstance(value, numbers.Real)
+        or isinstance(value, bool)
+        or not value > 0
+        or value != value
+        or value == float("inf")
+    ):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
+    return float(value)
+
+
+class Kernel(nn.Module):
+    """Base class of kernels ``K(U, V) -> (n_in, n_out)``.
+
+    Subclasses implement :meth:`forward` and list their hyperparameters in
+    ``_hyperparameters``; ``repr``, equality, hashing and pickling follow.
+
+    Attributes
+    ----------
+    nonnegative : bool
+        Whether every value of the kernel is ``>= 0`` (RBF, Laplacian, finite
+        support). An ungated :class:`~skkernelnet.layers.KernelLinear` adds
+        signed scales to such kernels so that its weights can be negative.
+    positive_definite : bool
+        Whether the kernel is positive (semi-)definite on ``R^d``.
+    """
+
+    _hyperparameters: tuple[str, ...] = ()
+    nonnegative = False
+    positive_definite = True
+
+    def forward(self, U, V):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def hyperparameters(self):
+        """Dictionary of hyperparameter names and values."""
+        return {name: getattr(self, name) for name in self._hyperparameters}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.hyperparameters == other.hyperparameters
+
+    def __hash__(self):
+        return hash((type(self).__name__, tuple(self.hyperparameters.items())))
+
+    def __add__(self, other):
+        return SumKernel(self, _as_kernel(other))
+
+    def __radd__(self, other):
+        return SumKernel(_as_kernel(other), self)
+
+    def __mul__(self, other):
+        if isinstance(other, numbers.Real):
+            return ScaledKernel(other, self)
+        return ProductKernel(self, _as_kernel(other))
+
+    def __rmul__(self, other):
+        if isinstance(other, numbers.Real):
+            return ScaledKernel(other, self)
+        return ProductKernel(_as_kernel(other), self)
+
+
+def _as_kernel(obj):
+    if isinstance(obj, Kernel):
+        return obj
+    raise TypeError(f"can only compose a Kernel with another Kernel, got {type(obj).__name__}.")
+
+
+class LinearKernel(Kernel):
+    """Linear kernel ``K(u, v) = <u, v>``: the layer is the low-rank ``U V^T``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> LinearKernel()(torch.ones(3, 2), torch.ones(4, 2)).shape
+    torch.Size([3, 4])
+    """
+
+    def forward(self, U, V):
+        return U @ V.T
+
+
+class PolynomialKernel(Kernel):
+    """Polynomial kernel ``K(u, v) = (gamma <u, v> + coef0) ** degree``.
+
+    Parameters
+    ----------
+    degree : int, default=3
+        Positive integer degree.
+    gamma : float or None, default=None
+        Scale of the inner product; ``None`` means ``1 / d``.
+    coef0 : float, default=1.0
+        Additive constant, ``>= 0`` for positive definiteness.
+
+    Examples
+    --------
+    >>> import torch
+    >>> k = PolynomialKernel(degree=2, gamma=1.0, coef0=0.0)
+    >>> k(torch.tensor([[2.0]]), torch.tensor([[3.0]]))
+    tensor([[36.]])
+    """
+
+    _hyperparameters = ("degree", "gamma", "coef0")
+
+    def __init__(self, degree=3, gamma=None, coef0=1.0):
+        super().__init__()
+        if not isinstance(degree, numbers.Integral) or isinstance(degree, bool) or degree < 1:
+            raise ValueError(f"degree must be a positive integer, got {degree!r}.")
+        self.degree = int(degree)
+        self.gamma = _check_positive("gamma", gamma, allow_none=True)
+        if not isinstance(coef0, numbers.Real) or coef0 != coef0:
+            raise ValueError(f"coef0 must be a real number, got {coef0!r}.")
+        self.coef0 = float(coef0)
+        self.positive_definite = self.coef0 >= 0
+
+    def forward(self, U, V):
+        gamma = self.gamma if self.gamma is not None else 1.0 / U.shape[1]
+        return (gamma * (U @ V.T) + self.coef0) ** self.degree
+
+
+class RBFKernel(Kernel):
+    """Gaussian (RBF) kernel ``K(u, v) = exp(-gamma ||u - v||^2)``.
+
+    Parameters
+    ----------
+    gamma : float, default=1.0
+        Inverse squared length scale, ``> 0``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> RBFKernel(gamma=0.5)(torch.zeros(1, 2), torch.tensor([[1.0, 1.0]]))
+    tensor([[0.3679]])
+    """
+
+    _hyperparameters = ("gamma",)
+    nonnegative = True
+
+    def __init__(self, gamma=1.0):
+        super().__init__()
+        self.gamma = _check_positive("gamma", gamma)
+
+    def forward(self, U, V):
+        return torch.exp(-self.gamma * squared_distances(U, V))
+
+
+class LaplacianKernel(Kernel):
+    """Laplacian kernel ``K(u, v) = exp(-gamma ||u - v||_1)``, as in scikit-learn.
+
+    Uses :func:`torch.cdist` with ``p=1``, which never materialises the
+    ``(n_in, n_out, d)`` differences; its gradient at ``u == v`` is zero, not NaN.
+
+    Parameters
+    ----------
+    gamma : float, default=1.0
+        Inverse length scale, ``> 0``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> LaplacianKernel(gamma=1.0)(torch.zeros(1, 2), torch.tensor([[1.0, -1.0]]))
+    tensor([[0.1353]])
+    """
+
+    _hyperparameters = ("gamma",)
+    nonnegative = True
+
+    def __init__(self, gamma=1.0):
+        super().__init__()
+        self.gamma = _check_positive("gamma", gamma)
+
+    def forward(self, U, V):
+        return torch.exp(-self.gamma * torch.cdist(U, V, p=1))
+
+
+class FiniteSupportKernel(Kernel):
+    """Finite-support kernel ``K(u, v) = max(0, 1 - ||u - v||^2 / radius^2)``.
+
+    Exactly zero once ``||u - v|| >= radius``, so a layer built on it has exactly
+    sparse weights (the "sparsified" layers of Muller et al., ICML 2018). It is
+    not positive definite in general (the Epanechnikov-type profile is positive
+    definite only in dimension 1), which the layer does not need.
+
+    Parameters
+    ----------
+    radius : float, default=1.0
+        Support radius, ``> 0``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> FiniteSupportKernel()(torch.zeros(1, 1), torch.tensor([[0.5], [2.0]]))
+    tensor([[0.7500, 0.0000]])
+    """
+
+    _hyperparameters = ("radius",)
+    nonnegative = True
+    positive_definite = False
+
+    def __init__(self, radius=1.0):
+        super().__init__()
+        self.radius = _check_positive("radius", radius)
+
+    def forward(self, U, V):
+        sq = squared_distances(U, V)
+        if self.radius != 1.0:
+            sq = sq / (self.radius * self.radius)
+        return torch.clamp_min(1.0 - sq, 0.0)
+
+
+class _PairKernel(Kernel):
+    """Shared machinery of kernels combining two kernels ``k1`` and ``k2``."""
+
+    def __init__(self, k1, k2):
+        super().__init__()
+        self.k1, self.k2 = _as_kernel(k1), _as_kernel(k2)
+        self.nonnegative = self.k1.nonnegative and self.k2.nonnegative
+        self.positive_definite = self.k1.positive_definite and self.k2.positive_definite
+
+    @property
+    def hyperparameters(self):
+        return {"k1": self.k1, "k2": self.k2}
+
+
+class SumKernel(_PairKernel):
+    """Sum of two kernels, ``k1 + k2``.
+
+    Examples
+    --------
+    >>> LinearKernel() + RBFKernel()
+    LinearKernel() + RBFKernel(gamma=1.0)
+    """
+
+    def __repr__(self):
+        return f"{self.k1!r} + {self.k2!r}"
+
+    def forward(self, U, V):
+        return self.k1(U, V) + self.k2(U, V)
+
+
+class ProductKernel(_PairKernel):
+    """Element-wise product of two kernels, ``k1 * k2`` (positive definite if both are).
+
+    Examples
+    --------
+    >>> RBFKernel() * FiniteSupportKernel(radius=2.0)
+    RBFKernel(gamma=1.0) * FiniteSupportKernel(radius=2.0)
+    """
+
+    def __repr__(self):
+        return f"{_wrap_sum(self.k1)} * {_wrap_sum(self.k2)}"
+
+    def forward(self, U, V):
+        return self.k1(U, V) * self.k2(U, V)
+
+
+def _wrap_sum(kernel):
+    return f"({kernel!r})" if isinstance(kernel, SumKernel) else repr(kernel)
+
+
+class ScaledKernel(Kernel):
+    """A kernel times a positive constant, ``scale * kernel``.
+
+    Examples
+    --------
+    >>> 2 * LinearKernel()
+    ScaledKernel(scale=2.0, kernel=LinearKernel())
+    """
+
+    _hyperparameters = ("scale", "kernel")
+
+    def __init__(self, scale, kernel):
+        super().__init__()
+        self.scale = _check_positive("scale", scale)
+        self.kernel = _as_kernel(kernel)
+        self.nonnegative = kernel.nonnegative
+        self.positive_definite = kernel.positive_definite
+
+    def forward(self, U, V):
+        return self.scale * self.kernel(U, V)
+
+
+class CallableKernel(Kernel):
+    """Wrap any callable ``(U, V) -> Tensor of shape (n_in, n_out)`` as a kernel.
+
+    The result's shape is checked on every call. Pickling works when the
+    callable itself pickles (a module-level function, not a lambda).
+
+    Examples
+    --------
+    >>> import torch
+    >>> k = CallableKernel(torch.cdist)
+    >>> k(torch.zeros(2, 3), torch.ones(4, 3)).shape
+    torch.Size([2, 4])
+    """
+
+    _hyperparameters = ("func",)
+    positive_definite = False
+
+    def __init__(self, func):
+        super().__init__()
+        if not callable(func):
+            raise TypeError(f"kernel must be callable, got {type(func).__name__}.")
+        self.func = func
+
+    def forward(self, U, V):
+        K = self.func(U, V)
+        expected = (U.shape[0], V.shape[0])
+        if not isinstance(K, torch.Tensor) or tuple(K.shape) != expected:
+            shape = tuple(K.shape) if isinstance(K, torch.Tensor) else type(K).__name__
+            raise ValueError(
+                f"kernel callable must return a tensor of shape {expected}, got {shape}."
+            )
+        return K
+
+
+KERNELS = {
+    "linear": LinearKernel,
+    "poly": PolynomialKernel,
+    "polynomial": PolynomialKernel,
+    "rbf": RBFKernel,
+    "gaussian": RBFKernel,
+    "laplacian": LaplacianKernel,
+    "finite_support": FiniteSupportKernel,
+}
+
+
+def get_kernel(kernel):
+    """Resolve a kernel specification to a fresh :class:`Kernel` instance.
+
+    Parameters
+    ----------
+    kernel : str, Kernel or callable
+        A name from ``KERNELS`` ("linear", "poly", "rbf", "laplacian",
+        "finite_support", ...) with default hyperparameters, a :class:`Kernel`
+        (deep-copied, so estimators never share state with the caller), or a
+        callable ``(U, V) -> Tensor``.
+
+    Returns
+    -------
+    Kernel
+
+    Examples
+    --------
+    >>> get_kernel("rbf")
+    RBFKernel(gamma=1.0)
+    """
+    if isinstance(kernel, str):
+        try:
+            return KERNELS[kernel]()
+        except KeyError:
+            raise ValueError(
+                f"unknown kernel {kernel!r}; expected one of {sorted(KERNELS)}, "
+                "a Kernel instance or a callable (U, V) -> Tensor."
+            ) from None
+    if isinstance(kernel, Kernel):
+        return copy.deepcopy(kernel)
+    if callable(kernel):
+        return CallableKernel(kernel)
+    raise ValueError(
+        f"kernel must be a string, a Kernel or a callable, got {type(kernel).__name__}."
+    )

@@ -1,0 +1,126 @@
+"""Feed-forward networks of kernelized layers.
+
+:class:`KernelNetwork` stacks :class:`~skkernelnet.layers.KernelLinear` layers
+with activations in between. It knows nothing of training or of scikit-learn.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .layers import KernelLinear
+
+__all__ = ["KernelNetwork", "ACTIVATIONS", "get_activation"]
+
+ACTIVATIONS = {
+    "identity": nn.Identity,
+    "logistic": nn.Sigmoid,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+}
+
+
+def get_activation(name):
+    """Return a fresh activation module for ``name`` (scikit-learn's names).
+
+    Examples
+    --------
+    >>> get_activation("relu")
+    ReLU()
+    """
+    try:
+        return ACTIVATIONS[name]()
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}."
+        ) from None
+
+
+class KernelNetwork(nn.Module):
+    """A multilayer perceptron whose every layer is a :class:`KernelLinear`.
+
+    Parameters
+    ----------
+    n_inputs : int
+        Number of input features.
+    hidden_layer_sizes : sequence of int
+        Width of each hidden layer (may be empty: a single kernelized layer).
+    n_outputs : int
+        Number of outputs.
+    embedding_dim : int, default=5
+        Dimension of every layer's neuron embeddings.
+    kernel : str, Kernel or callable, default="finite_support"
+        Kernel of every layer (each layer gets its own copy).
+    gated : bool, default=True
+        Whether every layer gates a free weight with its kernel.
+    activation : str, default="logistic"
+        Activation after each hidden layer.
+    output_activation : str, default="identity"
+        Activation after the last layer.
+    device, dtype
+        As for :class:`torch.nn.Linear`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = KernelNetwork(10, (16, 8), 3, embedding_dim=2, kernel="rbf")
+    >>> net(torch.randn(4, 10)).shape
+    torch.Size([4, 3])
+    >>> net.hidden(torch.randn(4, 10)).shape
+    torch.Size([4, 8])
+    """
+
+    def __init__(
+        self,
+        n_inputs,
+        hidden_layer_sizes,
+        n_outputs,
+        *,
+        embedding_dim=5,
+        kernel="finite_support",
+        gated=True,
+        activation="logistic",
+        output_activation="identity",
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        sizes = [n_inputs, *hidden_layer_sizes, n_outputs]
+        self.layers = nn.ModuleList(
+            KernelLinear(
+                n_in,
+                n_out,
+                embedding_dim=embedding_dim,
+                kernel=kernel,
+                gated=gated,
+                device=device,
+                dtype=dtype,
+            )
+            for n_in, n_out in zip(sizes[:-1], sizes[1:])
+        )
+        self.activation = get_activation(activation)
+        self.output_activation = get_activation(output_activation)
+
+    def hidden(self, x):
+        """Activations of the last hidden layer (the input itself when there is none)."""
+        for layer in self.layers[:-1]:
+            x = self.activation(layer(x))
+        return x
+
+    def forward(self, x):
+        return self.output_activation(self.layers[-1](self.hidden(x)))
+
+    def forward_at(self, x, index):
+        """Output only at the pairs of ``index`` (see :meth:`KernelLinear.forward_at`)."""
+        return self.output_activation(self.layers[-1].forward_at(self.hidden(x), index))
+
+    def regularization(self):
+        """Sums over layers of ``1/2 ||W||^2`` and of ``1/2 ||K||^2``."""
+        free, kern = zip(*(layer.regularization() for layer in self.layers))
+        return torch.stack(free).sum(), torch.stack(kern).sum()
+
+    def n_free_parameters(self):
+        """Number of trainable scalars."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -1,0 +1,346 @@
+"""Training loops, separate from the models: full-batch L-BFGS and mini-batch Adam.
+
+Both loops report to a :class:`TrainingMonitor`, which owns everything the
+loops share: the loss curve, validation scores, the snapshot of the best
+parameters seen, early stopping, divergence (a non-finite loss), Ctrl-C,
+progress display and user callbacks. A loop ends with the best parameters
+restored into the module, whatever made it stop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["TrainingMonitor", "TrainingResult", "lbfgs", "adam", "ConvergenceWarning"]
+
+try:  # share scikit-learn's warning class when it is there; this module does not need it.
+    from sklearn.exceptions import ConvergenceWarning
+except ImportError:  # pragma: no cover
+
+    class ConvergenceWarning(UserWarning):
+        """Raised when training stops before converging."""
+
+
+@dataclass
+class TrainingResult:
+    """What a training loop did.
+
+    Attributes
+    ----------
+    n_iter : int
+        Iterations (L-BFGS) or epochs (Adam) run.
+    loss_curve : list of float
+        Training objective after each iteration.
+    validation_scores : list of float
+        Validation score after each iteration (empty without validation).
+    best_loss : float
+        Lowest training objective seen.
+    best_iter : int
+        Iteration (1-based) whose parameters were restored.
+    stop_reason : str
+        "converged", "max_iter", "no_improvement", "diverged", "interrupted"
+        or "callback".
+    """
+
+    n_iter: int = 0
+    loss_curve: list = field(default_factory=list)
+    validation_scores: list = field(default_factory=list)
+    best_loss: float = math.inf
+    best_validation_score: float = -math.inf
+    best_iter: int = 0
+    stop_reason: str = "max_iter"
+    fit_time: float = 0.0
+
+
+class TrainingMonitor:
+    """Bookkeeping shared by the training loops.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Whose parameters are snapshotted and restored.
+    max_iter : int
+        Iteration budget (used for the progress bar).
+    tol : float
+        Minimum improvement of the tracked quantity that counts.
+    n_iter_no_change : int
+        Stop after this many iterations without such an improvement.
+    validate : callable or None
+        ``validate() -> float``, higher is better, called after each iteration.
+        When given it selects the parameters to keep; otherwise the training
+        objective does.
+    callbacks : sequence of callables
+        Each called as ``callback(monitor)`` after every iteration; returning
+        ``True`` stops training.
+    verbose : int
+        0 silent; otherwise a tqdm progress bar when tqdm is installed, else a
+        line per iteration.
+    description : str
+        Label of the progress display.
+    """
+
+    def __init__(
+        self,
+        module,
+        *,
+        max_iter,
+        tol=1e-4,
+        n_iter_no_change=10,
+        validate=None,
+        callbacks=(),
+        verbose=0,
+        description="fit",
+    ):
+        self.module = module
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.validate = validate
+        self.callbacks = list(callbacks or ())
+        self.verbose = verbose
+        self.description = description
+        self.result = TrainingResult()
+        self._best_state = None
+        self._best_tracked = -math.inf
+        self._no_improvement = 0
+        self._bar = None
+        self._start = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def __enter__(self):
+        self._start = time.perf_counter()
+        if self.verbose:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self._bar = tqdm(total=self.max_iter, desc=self.description, leave=True)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._bar is not None:
+            self._bar.close()
+        if exc_type is KeyboardInterrupt:
+            self.result.stop_reason = "interrupted"
+            warnings.warn(
+                f"Training interrupted after {self.result.n_iter} iterations; keeping the best "
+                f"parameters seen (iteration {self.result.best_iter}).",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        self.restore_best()
+        self.result.fit_time = time.perf_counter() - self._start
+        return exc_type is KeyboardInterrupt  # the model stays usable after Ctrl-C
+
+    # -- per iteration -----------------------------------------------------------------
+    def step(self, loss):
+        """Record one finished iteration; return True when training should stop."""
+        r = self.result
+        r.n_iter += 1
+        if not math.isfinite(loss):
+            r.stop_reason = "diverged"
+            warnings.warn(
+                f"Training diverged: the loss is {loss} at iteration {r.n_iter}. Stopping and "
+                f"keeping the best parameters seen (iteration {r.best_iter}); try a smaller "
+                "learning rate or a larger penalty.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+            r.n_iter -= 1
+            return True
+        r.loss_curve.append(loss)
+        r.best_loss = min(r.best_loss, loss)
+        if self.validate is not None:
+            score = float(self.validate())
+            r.validation_scores.append(score)
+            tracked = score
+        else:
+            tracked = -loss
+        if tracked > self._best_tracked:
+            self._snapshot()
+            r.best_iter = r.n_iter
+            if self.validate is not None:
+                r.best_validation_score = tracked
+        # As scikit-learn: patience runs out after n_iter_no_change iterations that fail to
+        # beat the best value so far by at least tol.
+        if tracked > self._best_tracked + self.tol:
+            self._no_improvement = 0
+        else:
+            self._no_improvement += 1
+        self._best_tracked = max(self._best_tracked, tracked)
+        self._report(loss)
+        if any(cb(self) for cb in self.callbacks):
+            r.stop_reason = "callback"
+            return True
+        if self._no_improvement >= self.n_iter_no_change:
+            r.stop_reason = "no_improvement"
+            return True
+        if r.n_iter >= self.max_iter:
+            r.stop_reason = "max_iter"
+            return True
+        return False
+
+    def _snapshot(self):
+        self._best_state = {
+            k: v.detach().clone() for k, v in self.module.state_dict(keep_vars=True).items()
+        }
+
+    def restore_best(self):
+        """Load the best parameters seen into the module (no-op before any iteration)."""
+        if self._best_state is not None:
+            with torch.no_grad():
+                for name, value in self.module.state_dict(keep_vars=True).items():
+                    value.copy_(self._best_state[name])
+
+    def _report(self, loss):
+        r = self.result
+        if not self.verbose:
+            return
+        msg = {"loss": f"{loss:.6g}"}
+        if r.validation_scores:
+            msg["val"] = f"{r.validation_scores[-1]:.6g}"
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(msg, refresh=False)
+        else:
+            extra = f", validation score = {msg['val']}" if "val" in msg else ""
+            print(f"Iteration {r.n_iter}, loss = {msg['loss']}{extra}", flush=True)
+
+
+def _flat_grad(params):
+    return torch.cat(
+        [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params]
+    )
+
+
+def _add_to_params(params, step, direction):
+    offset = 0
+    with torch.no_grad():
+        for p in params:
+            n = p.numel()
+            p.add_(direction[offset : offset + n].view_as(p), alpha=step)
+            offset += n
+
+
+def lbfgs(params, closure, monitor, *, history_size=10, gtol=1e-5, max_backtracks=20):
+    """Full-batch L-BFGS with a backtracking (Armijo) line search.
+
+    Each iteration evaluates ``closure`` once when the first trial step is
+    accepted, which is the usual case; torch's ``LBFGS`` with a strong-Wolfe
+    search re-evaluates the accepted point on every ``step`` call.
+
+    Parameters
+    ----------
+    params : list of Tensor
+        Parameters to optimise (``requires_grad``).
+    closure : callable
+        Zeroes the gradients, computes the objective, calls ``backward`` and
+        returns the objective as a float.
+    monitor : TrainingMonitor
+        Receives each finished iteration and decides when to stop.
+    history_size : int, default=10
+        Number of correction pairs kept (scipy's ``maxcor``).
+    gtol : float, default=1e-5
+        Stop when the largest absolute gradient entry falls below this.
+    max_backtracks : int, default=20
+        Halvings of the step before the line search gives up.
+    """
+    params = [p for p in params if p.requires_grad]
+    loss = closure()
+    grad = _flat_grad(params)
+    s_hist, y_hist, rho_hist = [], [], []
+    first = True
+    while True:
+        if not math.isfinite(loss):
+            monitor.step(loss)
+            return
+        if grad.abs().max() <= gtol:
+            monitor.result.stop_reason = "converged"
+            return
+        direction = _two_loop(grad, s_hist, y_hist, rho_hist)
+        slope = float(grad @ direction)
+        if slope >= 0:  # not a descent direction: restart from steepest descent
+            s_hist.clear(), y_hist.clear(), rho_hist.clear()
+            direction, slope = -grad, -float(grad @ grad)
+        step = min(1.0, 1.0 / float(grad.abs().sum())) if first and not s_hist else 1.0
+        first = False
+        taken = 0.0
+        for _ in range(max_backtracks):
+            _add_to_params(params, step - taken, direction)
+            taken = step
+            new_loss = closure()
+            if math.isfinite(new_loss) and new_loss <= loss + 1e-4 * step * slope:
+                break
+            step *= 0.5
+        else:
+            _add_to_params(params, -taken, direction)
+            closure()
+            monitor.result.stop_reason = "converged"
+            return
+        new_grad = _flat_grad(params)
+        s, y = step * direction, new_grad - grad
+        ys = float(y @ s)
+        if ys > 1e-10 * float(y @ y):
+            if len(s_hist) == history_size:
+                s_hist.pop(0), y_hist.pop(0), rho_hist.pop(0)
+            s_hist.append(s), y_hist.append(y), rho_hist.append(1.0 / ys)
+        loss, grad = new_loss, new_grad
+        if monitor.step(loss):
+            return
+
+
+def _two_loop(grad, s_hist, y_hist, rho_hist):
+    q = -grad.clone()
+    alphas = []
+    for s, y, rho in zip(reversed(s_hist), reversed(y_hist), reversed(rho_hist)):
+        a = rho * float(s @ q)
+        alphas.append(a)
+        q.add_(y, alpha=-a)
+    if s_hist:
+        q.mul_(float(s_hist[-1] @ y_hist[-1]) / float(y_hist[-1] @ y_hist[-1]))
+    for s, y, rho, a in zip(s_hist, y_hist, rho_hist, reversed(alphas)):
+        b = rho * float(y @ q)
+        q.add_(s, alpha=a - b)
+    return q
+
+
+def adam(params, batches, batch_closure, monitor, *, learning_rate=1e-3, betas=(0.9, 0.999)):
+    """Mini-batch Adam, one monitor step per epoch.
+
+    Parameters
+    ----------
+    params : list of Tensor
+    batches : callable
+        ``batches(epoch) -> iterable`` of batch descriptors for that epoch.
+    batch_closure : callable
+        ``batch_closure(batch) -> (loss_sum, weight)``: computes the batch
+        objective, calls ``backward`` on it and returns its value (summed over
+        the batch) and the batch's total sample weight; the epoch loss reported
+        is the weighted mean.
+    monitor : TrainingMonitor
+    learning_rate : float
+    betas : tuple of float
+    """
+    optimizer = torch.optim.Adam(params, lr=learning_rate, betas=betas)
+    epoch = 0
+    while True:
+        total, weight = 0.0, 0.0
+        for batch in batches(epoch):
+            optimizer.zero_grad(set_to_none=True)
+            batch_loss, batch_weight = batch_closure(batch)
+            if not math.isfinite(batch_loss):
+                total = batch_loss
+                break
+            optimizer.step()
+            total += batch_loss
+            weight += batch_weight
+        epoch += 1
+        epoch_loss = total / max(weight, 1e-300) if math.isfinite(total) else total
+        if monitor.step(epoch_loss):
+            return optimizer

@@ -1,0 +1,211 @@
+"""Fit machinery shared by every skkernelnet estimator.
+
+:class:`BaseKernelNet` owns what does not depend on the task: parameter
+constraints common to all estimators, device and dtype resolution, seeding,
+running a solver through a :class:`~skkernelnet.training.TrainingMonitor`,
+storing the fitted attributes scikit-learn users expect, and pickling a model
+trained on a GPU so that it loads on a machine without one. Task classes
+(classification, regression, collaborative filtering) only build their network,
+define their loss and convert their data.
+"""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from .kernels import Kernel
+from .networks import ACTIVATIONS
+from .training import TrainingMonitor, adam, lbfgs
+
+__all__ = ["BaseKernelNet"]
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_device(device):
+    """Map "cpu", "cuda", "cuda:N" or "auto" to a :class:`torch.device`, checking availability."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available on this machine; "
+            "use device='cpu' or device='auto'."
+        )
+    return resolved
+
+
+@contextmanager
+def seeded(seed):
+    """Run a block with torch's global generators seeded, restoring their state after."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+class BaseKernelNet(BaseEstimator):
+    """Base class of the kernelized-network estimators (not for direct use)."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "kernel": [
+            StrOptions({"linear", "poly", "rbf", "laplacian", "finite_support"}),
+            Kernel,
+            callable,
+        ],
+        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "gated": ["boolean"],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "solver": [StrOptions({"lbfgs", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "kernel_alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "device": [str, torch.device],
+        "dtype": [StrOptions(set(_DTYPES))],
+    }
+
+    # -- helpers for subclasses --------------------------------------------------------
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if isinstance(sizes, Integral) else list(sizes)
+        if not all(isinstance(s, Integral) and s > 0 for s in sizes):
+            raise ValueError(
+                "hidden_layer_sizes must contain only positive integers, "
+                f"got {self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(s) for s in sizes)
+
+    def _resolve_runtime(self, reset):
+        """Fix device, dtype and seed for this fit (kept across warm starts)."""
+        if reset or not hasattr(self, "_device"):
+            self._device = resolve_device(self.device)
+            self._dtype = _DTYPES[self.dtype]
+            self._random_state = check_random_state(self.random_state)
+            self._seed = int(self._random_state.randint(np.iinfo(np.int32).max))
+
+    def _as_tensor(self, array):
+        return torch.as_tensor(np.asarray(array), dtype=self._dtype, device=self._device)
+
+    def _train(
+        self,
+        module,
+        *,
+        closure=None,
+        batches=None,
+        batch_closure=None,
+        validate=None,
+        max_iter=None,
+        incremental=False,
+    ):
+        """Run the configured solver on ``module`` and store the fitted attributes.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+        closure : callable, for "lbfgs"
+            Full-batch objective (see :func:`skkernelnet.training.lbfgs`).
+        batches, batch_closure : callables, for "adam"
+            See :func:`skkernelnet.training.adam`.
+        validate : callable or None
+            ``validate() -> float`` (higher is better) on held-out data.
+        max_iter : int, optional
+            Overrides ``self.max_iter`` (``partial_fit`` runs one epoch).
+        incremental : bool
+            Append to the existing loss curve instead of starting a new one.
+        """
+        monitor = TrainingMonitor(
+            module,
+            max_iter=max_iter or self.max_iter,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change if not incremental else np.iinfo(np.int32).max,
+            validate=validate,
+            callbacks=getattr(self, "callbacks", None) or (),
+            verbose=self.verbose,
+            description=type(self).__name__,
+        )
+        params = [p for p in module.parameters() if p.requires_grad]
+        with seeded(self._seed + getattr(self, "n_iter_", 0)):
+            with monitor:
+                if self.solver == "lbfgs":
+                    lbfgs(params, closure, monitor)
+                else:
+                    adam(
+                        params,
+                        batches,
+                        batch_closure,
+                        monitor,
+                        learning_rate=self.learning_rate_init,
+                    )
+        result = monitor.result
+        previous_iter = getattr(self, "n_iter_", 0) if incremental else 0
+        self.n_iter_ = previous_iter + result.n_iter
+        if incremental and hasattr(self, "loss_curve_"):
+            self.loss_curve_ = self.loss_curve_ + result.loss_curve
+        else:
+            self.loss_curve_ = list(result.loss_curve)
+        self.best_loss_ = min(self.loss_curve_) if self.loss_curve_ else np.inf
+        if validate is not None:
+            self.validation_scores_ = list(result.validation_scores)
+            self.best_validation_score_ = result.best_validation_score
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+        self.best_iter_ = result.best_iter
+        self.stop_reason_ = result.stop_reason
+        self.fit_time_ = result.fit_time
+        if result.stop_reason == "max_iter" and self.solver == "lbfgs" and not incremental:
+            from sklearn.exceptions import ConvergenceWarning
+
+            warnings.warn(
+                f"{type(self).__name__}: the solver reached max_iter={self.max_iter} before "
+                "converging; increase max_iter or use early_stopping.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return result
+
+    # -- pickling: always store on the CPU ---------------------------------------------
+    def __getstate__(self):
+        state = super().__getstate__()
+        module = state.get("module_")
+        if module is not None and any(p.device.type != "cpu" for p in module.parameters()):
+            import copy
+
+            state["module_"] = copy.deepcopy(module).to("cpu")
+        if "_device" in state:
+            state["_device"] = str(state["_device"])
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "_device" in state:
+            device = torch.device(state["_device"])
+            if device.type == "cuda" and not torch.cuda.is_available():
+                warnings.warn(
+                    f"{type(self).__name__} was trained on {device} but CUDA is not available; "
+                    "loading it on the CPU.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                device = torch.device("cpu")
+            self._device = device
+            if getattr(self, "module_", None) is not None:
+                self.module_.to(device)

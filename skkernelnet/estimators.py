@@ -1,0 +1,649 @@
+"""Scikit-learn classifiers and regressors built on networks of kernelized layers."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from sklearn.base import (
+    ClassifierMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    RegressorMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from ._base import BaseKernelNet, seeded
+from .layers import SparseInput
+from .networks import KernelNetwork
+
+__all__ = ["KernelNetClassifier", "KernelNetRegressor"]
+
+_PREDICT_CHUNK = 65536
+
+
+def _to_torch_input(X, dtype, device, prepared=False):
+    """Dense ndarray -> Tensor; scipy sparse -> torch CSR (kept sparse), optionally prepared."""
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        X.sort_indices()
+        tensor = torch.sparse_csr_tensor(
+            torch.as_tensor(X.indptr, dtype=torch.int64),
+            torch.as_tensor(X.indices, dtype=torch.int64),
+            torch.as_tensor(X.data),
+            X.shape,
+            dtype=dtype,
+        ).to(device)
+        return SparseInput(tensor) if prepared else tensor
+    return torch.as_tensor(np.ascontiguousarray(X), dtype=dtype, device=device)
+
+
+def _solver_is_adam(estimator):
+    if estimator.solver != "adam":
+        raise AttributeError(
+            f"partial_fit is only available for solver='adam', not {estimator.solver!r}."
+        )
+    return True
+
+
+class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseKernelNet):
+    """Fit machinery for estimators that map rows of X to targets."""
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        *,
+        kernel="rbf",
+        embedding_dim=5,
+        gated=True,
+        activation="relu",
+        solver="lbfgs",
+        alpha=1e-4,
+        kernel_alpha=0.0,
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        max_iter=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        device="cpu",
+        dtype="float64",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.kernel = kernel
+        self.embedding_dim = embedding_dim
+        self.gated = gated
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.kernel_alpha = kernel_alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.device = device
+        self.dtype = dtype
+
+    # -- task hooks (overridden) -------------------------------------------------------
+    def _encode_targets(self, y, sample_weight, reset, classes=None):  # pragma: no cover
+        raise NotImplementedError
+
+    def _data_loss(self, output, target, weight):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _validation_score(self, X, y):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- fitting -----------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to data X and targets y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Input data. Sparse input stays sparse in the first layer.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples in the loss.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    @available_if(_solver_is_adam)
+    def partial_fit(self, X, y, sample_weight=None, **kwargs):
+        """Run one epoch of the mini-batch solver on (X, y), keeping the model.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        return self._fit(X, y, sample_weight, incremental=True, **kwargs)
+
+    def _fit(self, X, y, sample_weight, incremental, classes=None):
+        first_call = not (incremental or self.warm_start) or not hasattr(self, "module_")
+        if incremental and first_call:
+            self._validate_params()
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc", "coo"],
+            dtype=(np.float64, np.float32),
+            multi_output=True,
+            y_numeric=not isinstance(self, ClassifierMixin),
+            reset=first_call,
+        )
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        self._resolve_runtime(reset=first_call)
+        targets = self._encode_targets(y, sample_weight, reset=first_call, classes=classes)
+        if self.early_stopping and not incremental:
+            stratify = targets if targets.ndim == 1 and isinstance(self, ClassifierMixin) else None
+            X, X_val, targets, y_val_enc, sample_weight, _ = train_test_split(
+                X,
+                targets,
+                sample_weight,
+                test_size=self.validation_fraction,
+                random_state=self._random_state,
+                stratify=stratify,
+            )
+            X_val_t = _to_torch_input(X_val, self._dtype, self._device, prepared=True)
+
+            def validate():
+                return self._validation_score(X_val_t, y_val_enc)
+        else:
+            validate = None
+        if first_call:
+            hidden = self._hidden_sizes()
+            with seeded(self._seed):
+                self.module_ = KernelNetwork(
+                    X.shape[1],
+                    hidden,
+                    self._n_outputs,
+                    embedding_dim=self.embedding_dim,
+                    kernel=self.kernel,
+                    gated=self.gated,
+                    activation=self.activation,
+                    device=self._device,
+                    dtype=self._dtype,
+                )
+        self.module_.train()
+        target_t = torch.as_tensor(targets, device=self._device)
+        if target_t.is_floating_point():
+            target_t = target_t.to(self._dtype)
+        weight_t = torch.as_tensor(sample_weight, dtype=self._dtype, device=self._device)
+        n_samples = X.shape[0]
+        if self.solver == "lbfgs":
+            X_t = _to_torch_input(X, self._dtype, self._device, prepared=True)
+            closure = self._make_closure(X_t, target_t, weight_t)
+            self._train(self.module_, closure=closure, validate=validate)
+        else:
+            batch_size = min(200, n_samples) if self.batch_size == "auto" else self.batch_size
+            batch_size = min(batch_size, n_samples)
+            rng = np.random.RandomState(self._seed + getattr(self, "n_iter_", 0))
+            X_csr = sp.csr_matrix(X) if sp.issparse(X) else None
+            X_dense_t = None if X_csr is not None else _to_torch_input(X, self._dtype, self._device)
+
+            def batches(epoch):
+                order = rng.permutation(n_samples)
+                for start in range(0, n_samples, batch_size):
+                    yield torch.as_tensor(order[start : start + batch_size], device=self._device)
+
+            def batch_closure(idx):
+                if X_csr is not None:
+                    xb = _to_torch_input(X_csr[idx.cpu().numpy()], self._dtype, self._device)
+                else:
+                    xb = X_dense_t[idx]
+                loss = self._objective(xb, target_t[idx], weight_t[idx])
+                loss.backward()
+                return float(loss) * len(idx), len(idx)
+
+            self._train(
+                self.module_,
+                batches=batches,
+                batch_closure=batch_closure,
+                validate=validate,
+                max_iter=1 if incremental else None,
+                incremental=incremental,
+            )
+        self.module_.eval()
+        return self
+
+    def _objective(self, x, target, weight):
+        # Penalties are divided by the total sample weight (the number of samples when
+        # unweighted, as in scikit-learn) so that integer weights equal repeated rows.
+        output = self.module_(x)
+        loss = self._data_loss(output, target, weight)
+        free, kern = self.module_.regularization()
+        return loss + (self.alpha * free + self.kernel_alpha * kern) / weight.sum()
+
+    def _make_closure(self, x, target, weight):
+        params = [p for p in self.module_.parameters() if p.requires_grad]
+
+        def closure():
+            for p in params:
+                p.grad = None
+            loss = self._objective(x, target, weight)
+            loss.backward()
+            return float(loss)
+
+        return closure
+
+    # -- inference ---------------------------------------------------------------------
+    def _check_X(self, X):
+        check_is_fitted(self)
+        return validate_data(
+            self,
+            X,
+            accept_sparse=["csr", "csc"],
+            dtype=(np.float64, np.float32),
+            reset=False,
+        )
+
+    @torch.no_grad()
+    def _forward_chunks(self, X, method):
+        outputs = []
+        for start in range(0, X.shape[0], _PREDICT_CHUNK):
+            chunk = X[start : start + _PREDICT_CHUNK]
+            x = _to_torch_input(chunk, self._dtype, self._device)
+            outputs.append(method(x).cpu().numpy())
+        return np.concatenate(outputs, axis=0)
+
+    def _raw_output(self, X):
+        return self._forward_chunks(self._check_X(X), self.module_)
+
+    def transform(self, X):
+        """Activations of the last hidden layer: learned embeddings of the samples.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, hidden_layer_sizes[-1])
+        """
+        return self._forward_chunks(self._check_X(X), self.module_.hidden)
+
+    @property
+    def _n_features_out(self):
+        return self.module_.layers[-1].in_features
+
+    @property
+    def feature_embeddings_(self):
+        """ndarray of shape (n_features_in_, embedding_dim): the first layer's ``u_i``.
+
+        One point per input feature; features the network treats alike lie
+        close together.
+        """
+        check_is_fitted(self, "module_")
+        return self.module_.layers[0].u.detach().cpu().numpy().copy()
+
+    @property
+    def n_free_parameters_(self):
+        """int: number of trained scalars in the network."""
+        check_is_fitted(self, "module_")
+        return self.module_.n_free_parameters()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = [self.dtype]
+        return tags
+
+
+class KernelNetClassifier(ClassifierMixin, _TabularKernelNet):
+    """Multilayer perceptron classifier whose weight matrices are kernelized.
+
+    Every layer's weight ``W_ij`` is ``K(u_i, v_j)`` for learned neuron
+    embeddings (times a free weight when ``gated``); see
+    :class:`~skkernelnet.layers.KernelLinear`. The interface follows
+    :class:`sklearn.neural_network.MLPClassifier`.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        Width of each hidden layer.
+    kernel : {"linear", "poly", "rbf", "laplacian", "finite_support"}, Kernel or callable, \
+default="rbf"
+        Kernel of every layer.
+    embedding_dim : int, default=5
+        Dimension of the neuron embeddings.
+    gated : bool, default=True
+        Multiply each kernel matrix into a free weight matrix.
+    activation : {"identity", "logistic", "sigmoid", "tanh", "relu"}, default="relu"
+        Hidden-layer activation.
+    solver : {"lbfgs", "adam"}, default="lbfgs"
+        Full-batch L-BFGS, or mini-batch Adam (which allows ``partial_fit``).
+    alpha : float, default=1e-4
+        L2 penalty on the free weights, divided by the number of samples as
+        in scikit-learn.
+    kernel_alpha : float, default=0.0
+        Penalty ``1/2 ||K(U, V)||^2`` on each kernel matrix (the reference's
+        lambda_s), scaled like ``alpha``.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size for "adam"; "auto" is ``min(200, n_samples)``.
+    learning_rate_init : float, default=1e-3
+        Adam's step size.
+    max_iter : int, default=200
+        L-BFGS iterations or Adam epochs.
+    tol : float, default=1e-4
+        Minimum improvement of the loss (or validation score) that counts.
+    n_iter_no_change : int, default=10
+        Iterations without such an improvement before stopping.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data, stop when its
+        accuracy stops improving, and keep the best parameters.
+    validation_fraction : float, default=0.1
+        Share of training data held out for early stopping.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, the validation split and batch order.
+    verbose : int, default=0
+        Show progress (a tqdm bar when tqdm is installed) and the loss.
+    warm_start : bool, default=False
+        Continue from the previous solution on the next ``fit``.
+    device : str, default="cpu"
+        "cpu", "cuda", "cuda:N" or "auto". Fitted models pickle onto the CPU.
+    dtype : {"float32", "float64"}, default="float64"
+        Precision of the network.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,) or list of ndarray
+        Class labels.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined when X has string column names.
+    n_iter_ : int
+    loss_curve_ : list of float
+    best_loss_ : float
+    validation_scores_ : list of float or None
+    best_validation_score_ : float or None
+    module_ : KernelNetwork
+        The trained torch network.
+    feature_embeddings_ : ndarray of shape (n_features_in_, embedding_dim)
+        The first layer's input embeddings ``u_i``, one point per feature.
+
+    See Also
+    --------
+    KernelNetRegressor : the same network for regression.
+    sklearn.neural_network.MLPClassifier : its dense counterpart.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skkernelnet import KernelNetClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = KernelNetClassifier(hidden_layer_sizes=(16,), random_state=0).fit(X, y)
+    >>> clf.predict(X[:3])
+    array([0, 0, 0])
+    >>> clf.predict_proba(X[:1]).shape
+    (1, 3)
+    >>> clf.feature_embeddings_.shape
+    (4, 5)
+    """
+
+    _parameter_constraints = {**BaseKernelNet._parameter_constraints}
+
+    def _encode_targets(self, y, sample_weight, reset, classes=None):
+        y_type = type_of_target(y, input_name="y")
+        if y_type not in ("binary", "multiclass", "multilabel-indicator"):
+            raise ValueError(
+                f"Unknown label type: {y_type!r}; KernelNetClassifier supports "
+                "binary, multiclass and multilabel-indicator targets."
+            )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+            y_type = type_of_target(y)
+        if reset:
+            self._multilabel = y_type == "multilabel-indicator"
+            if self._multilabel:
+                self.classes_ = np.arange(y.shape[1])
+            else:
+                self._label_encoder = LabelEncoder().fit(y if classes is None else classes)
+                self.classes_ = self._label_encoder.classes_
+                if len(self.classes_) < 2:
+                    raise ValueError(
+                        "KernelNetClassifier needs samples of at least 2 classes in the data, "
+                        f"but the data contains only one class: {self.classes_[0]!r}."
+                    )
+            self._n_outputs = (
+                len(self.classes_) if len(self.classes_) > 2 or self._multilabel else 1
+            )
+        if self._multilabel:
+            if y.ndim != 2 or y.shape[1] != len(self.classes_):
+                raise ValueError(
+                    f"y has {y.shape[1] if y.ndim == 2 else 1} labels, expected "
+                    f"{len(self.classes_)}."
+                )
+            return y.astype(np.float64)
+        unseen = np.setdiff1d(unique_labels(y), self.classes_)
+        if unseen.size:
+            raise ValueError(f"y contains labels not seen in the first fit: {unseen.tolist()}.")
+        return self._label_encoder.transform(y)
+
+    def _data_loss(self, output, target, weight):
+        if self._multilabel:
+            per_sample = F.binary_cross_entropy_with_logits(output, target, reduction="none").sum(1)
+        elif self._n_outputs == 1:
+            per_sample = F.binary_cross_entropy_with_logits(
+                output[:, 0], target.to(output.dtype), reduction="none"
+            )
+        else:
+            per_sample = F.cross_entropy(output, target, reduction="none")
+        return (per_sample * weight).sum() / weight.sum()
+
+    def _proba_from_output(self, output):
+        if self._multilabel:
+            return torch.sigmoid(output)
+        if self._n_outputs == 1:
+            p = torch.sigmoid(output)
+            return torch.cat([1 - p, p], dim=1)
+        return torch.softmax(output, dim=1)
+
+    def _validation_score(self, X, y):
+        with torch.no_grad():
+            proba = self._proba_from_output(self.module_(X)).cpu().numpy()
+        pred = (proba > 0.5).astype(int) if self._multilabel else proba.argmax(1)
+        return accuracy_score(y, pred)
+
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Class probabilities in the order of ``classes_`` (for multilabel
+            targets, the probability of each label).
+        """
+        output = self._raw_output(X)
+        return self._proba_from_output(torch.as_tensor(output)).numpy().astype(np.float64)
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """Predict class labels.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_labels)
+        """
+        proba = self.predict_proba(X)
+        if self._multilabel:
+            return (proba > 0.5).astype(int)
+        return self._label_encoder.inverse_transform(proba.argmax(axis=1))
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Run one Adam epoch on (X, y), keeping the model (``solver="adam"`` only).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        classes : array-like of shape (n_classes,), default=None
+            All classes; required on the first call unless ``y`` is multilabel.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        if not hasattr(self, "module_"):
+            if classes is None and type_of_target(y) != "multilabel-indicator":
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+        elif classes is not None and not np.array_equal(np.asarray(classes), self.classes_):
+            raise ValueError(
+                f"classes={list(classes)} differs from classes_={list(self.classes_)}."
+            )
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    partial_fit = available_if(_solver_is_adam)(partial_fit)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class KernelNetRegressor(RegressorMixin, _TabularKernelNet):
+    """Multilayer perceptron regressor whose weight matrices are kernelized.
+
+    The interface follows :class:`sklearn.neural_network.MLPRegressor`, with
+    one difference: targets are standardised internally (predictions are
+    mapped back), so the defaults work whatever the targets' scale.
+
+    Parameters
+    ----------
+    hidden_layer_sizes, kernel, embedding_dim, gated, activation, solver, alpha, \
+kernel_alpha, batch_size, learning_rate_init, max_iter, tol, n_iter_no_change, \
+early_stopping, validation_fraction, random_state, verbose, warm_start, device, dtype
+        As for :class:`KernelNetClassifier`; the loss is half the squared error
+        and early stopping watches the validation R^2.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+    n_outputs_ : int
+    n_iter_ : int
+    loss_curve_ : list of float
+    best_loss_ : float
+    validation_scores_ : list of float or None
+    best_validation_score_ : float or None
+    module_ : KernelNetwork
+    feature_embeddings_ : ndarray of shape (n_features_in_, embedding_dim)
+
+    See Also
+    --------
+    KernelNetClassifier : the same network for classification.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skkernelnet import KernelNetRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(-1, 1, size=(200, 3))
+    >>> y = X[:, 0] - 2 * X[:, 1] ** 2
+    >>> reg = KernelNetRegressor(hidden_layer_sizes=(20,), random_state=0).fit(X, y)
+    >>> reg.score(X, y) > 0.9
+    True
+    """
+
+    _parameter_constraints = {**BaseKernelNet._parameter_constraints}
+
+    def _encode_targets(self, y, sample_weight, reset, classes=None):
+        y = np.asarray(y, dtype=np.float64)
+        self._y_was_1d = y.ndim == 1 if reset else self._y_was_1d
+        y2 = y.reshape(len(y), -1)
+        if reset:
+            self.n_outputs_ = y2.shape[1]
+            self._n_outputs = self.n_outputs_
+            # Weighted moments, so that integer weights equal repeated samples.
+            self._y_mean = np.average(y2, axis=0, weights=sample_weight)
+            scale = np.sqrt(np.average((y2 - self._y_mean) ** 2, axis=0, weights=sample_weight))
+            self._y_scale = np.where(scale > 0, scale, 1.0)
+        elif y2.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {y2.shape[1]} outputs, expected {self.n_outputs_}.")
+        return (y2 - self._y_mean) / self._y_scale
+
+    def _data_loss(self, output, target, weight):
+        per_sample = 0.5 * (output - target).pow(2).sum(1)
+        return (per_sample * weight).sum() / weight.sum()
+
+    def _validation_score(self, X, y):
+        with torch.no_grad():
+            pred = self.module_(X).cpu().numpy()
+        return r2_score(y, pred)
+
+    def predict(self, X):
+        """Predict targets.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        """
+        pred = self._raw_output(X).astype(np.float64) * self._y_scale + self._y_mean
+        return pred.ravel() if self._y_was_1d else pred
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags

@@ -176,7 +176,7 @@ class BaseKernelNet(BaseEstimator):
 
             warnings.warn(
                 f"{type(self).__name__}: the solver reached max_iter={self.max_iter} before "
-                "converging; increase max_iter or use early_stopping.",
+                "converging; consider increasing max_iter.",
                 ConvergenceWarning,
                 stacklevel=3,
             )

@@ -22,13 +22,22 @@ Two input paths avoid work a rating model does not need:
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 
 import torch
 from torch import nn
 
 from .kernels import get_kernel
 
-__all__ = ["KernelLinear", "kernel_weight", "kernel_linear", "EntryIndex", "SparseInput"]
+__all__ = [
+    "KernelLinear",
+    "kernel_weight",
+    "kernel_linear",
+    "EntryIndex",
+    "SparseInput",
+    "csr_from_scipy",
+]
 
 
 def kernel_weight(u, v, kernel, W=None, input_scale=None, output_scale=None):
@@ -105,6 +114,36 @@ class SparseInput:
         return out
 
 
+def _quiet_csr(crow, col, values, shape, **kwargs):
+    # torch warns once per process that CSR support is "beta"; the operations used here
+    # (construction, CSR @ dense, sampled_addmm) are covered by this package's tests.
+    # Invariant checks are skipped on purpose: the indices are built by this package.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support", category=UserWarning)
+        warnings.filterwarnings("ignore", message="Sparse invariant checks", category=UserWarning)
+        return torch.sparse_csr_tensor(crow, col, values, shape, **kwargs)
+
+
+def csr_from_scipy(matrix, dtype=None, device=None):
+    """A scipy sparse matrix as a torch CSR tensor (indices int64, values cast to ``dtype``).
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> csr_from_scipy(sp.eye(3, format="csr")).layout
+    torch.sparse_csr
+    """
+    matrix = matrix.tocsr()
+    if not matrix.has_sorted_indices:
+        matrix = matrix.sorted_indices()
+    return _quiet_csr(
+        torch.as_tensor(matrix.indptr, dtype=torch.int64),
+        torch.as_tensor(matrix.indices, dtype=torch.int64),
+        torch.as_tensor(matrix.data, dtype=dtype),
+        matrix.shape,
+    ).to(device)
+
+
 def _transpose_csr(csr):
     return csr.to_sparse_coo().t().coalesce().to_sparse_csr()
 
@@ -158,19 +197,29 @@ class EntryIndex:
             raise ValueError(f"column indices must lie in [0, {n_cols}).")
         self.rows, self.cols, self.shape = rows, cols, (n_rows, n_cols)
         flat = rows * n_cols + cols
-        # CSR order is row-major; `order` maps CSR slots back to the caller's order.
-        self._order = torch.argsort(flat)
-        sorted_flat = flat[self._order]
+        if flat.numel() > 1 and bool((flat[1:] < flat[:-1]).any()):
+            # CSR order is row-major; `_order` maps CSR slots back to the caller's order.
+            self._order = torch.argsort(flat)
+            self._inverse = torch.empty_like(self._order)
+            self._inverse[self._order] = torch.arange(self._order.numel())
+        else:  # already in CSR order: no permutation on the hot path
+            self._order = self._inverse = None
+        sorted_rows = rows if self._order is None else rows[self._order]
+        sorted_cols = cols if self._order is None else cols[self._order]
+        sorted_flat = sorted_rows * n_cols + sorted_cols
         if sorted_flat.numel() > 1 and bool((sorted_flat[1:] == sorted_flat[:-1]).any()):
             raise ValueError("EntryIndex pairs must be distinct; found duplicate (row, col).")
-        self._crow = _compressed(rows[self._order], n_rows)
-        self._col = cols[self._order]
-        t_order = torch.argsort(cols[self._order] * n_rows + rows[self._order])
-        self._t_order = t_order
-        self._crow_t = _compressed(self._col[t_order], n_cols)
-        self._col_t = rows[self._order][t_order]
-        self._inverse = torch.empty_like(self._order)
-        self._inverse[self._order] = torch.arange(self._order.numel())
+        self._crow = _compressed(sorted_rows, n_rows)
+        self._col = sorted_cols
+        self._t_order = torch.argsort(sorted_cols * n_rows + sorted_rows)
+        self._crow_t = _compressed(sorted_cols[self._t_order], n_cols)
+        self._col_t = sorted_rows[self._t_order]
+
+    def _to_csr_order(self, values):
+        return values if self._order is None else values[self._order]
+
+    def _from_csr_order(self, values):
+        return values if self._inverse is None else values[self._inverse]
 
     @property
     def n_pairs(self):
@@ -186,12 +235,12 @@ class EntryIndex:
         return out
 
     def _csr(self, values_csr_order):
-        return torch.sparse_csr_tensor(
+        return _quiet_csr(
             self._crow, self._col, values_csr_order, self.shape, check_invariants=False
         )
 
     def _csr_t(self, values_csr_order):
-        return torch.sparse_csr_tensor(
+        return _quiet_csr(
             self._crow_t,
             self._col_t,
             values_csr_order[self._t_order],
@@ -215,13 +264,13 @@ class _SampledMatmul(torch.autograd.Function):
         values = torch.sparse.sampled_addmm(pattern, x, weight, beta=0.0).values()
         ctx.save_for_backward(x, weight)
         ctx.index = index
-        return values[index._inverse]
+        return index._from_csr_order(values)
 
     @staticmethod
     def backward(ctx, grad_out):
         x, weight = ctx.saved_tensors
         index = ctx.index
-        grad_csr_order = grad_out[index._order].contiguous()
+        grad_csr_order = index._to_csr_order(grad_out).contiguous()
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
             grad_x = index._csr(grad_csr_order) @ weight.T
@@ -343,12 +392,13 @@ class KernelLinear(nn.Module):
             ("out_features", out_features),
             ("embedding_dim", embedding_dim),
         ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         factory = {"device": device, "dtype": dtype}
+        in_features, out_features = int(in_features), int(out_features)
         self.in_features = in_features
         self.out_features = out_features
-        self.embedding_dim = embedding_dim
+        self.embedding_dim = embedding_dim = int(embedding_dim)
         self.kernel = get_kernel(kernel)
         self.gated = bool(gated)
         self.signed = (not self.gated and self.kernel.nonnegative) if signed is None else signed

@@ -1,0 +1,225 @@
+"""KernelCollaborativeFilter and RatingBaseline: API, input checks, exactness of the fast path."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, cross_validate
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skkernelnet import KernelCollaborativeFilter
+from skkernelnet._reference import reference_loss
+from skkernelnet.datasets import make_ratings
+from skkernelnet.layers import EntryIndex, SparseInput
+from skkernelnet.networks import KernelNetwork
+from skkernelnet.recommender import RatingBaseline, rating_objective
+
+SMALL = {"hidden_layer_sizes": (16,), "max_iter": 15, "random_state": 0}
+
+
+@pytest.fixture(scope="module")
+def ratings():
+    X, y = make_ratings(60, 40, density=0.3, random_state=0, return_X_y=True)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fitted(ratings):
+    X, y = ratings
+    return KernelCollaborativeFilter(**SMALL).fit(X, y)
+
+
+# -- exactness of the sparse, observed-entries-only objective --------------------------
+@pytest.mark.parametrize("seed", [0, 1])
+def test_objective_matches_naive_dense_formulation(seed):
+    torch.manual_seed(seed)
+    n_items, n_users = 12, 9
+    mask = (torch.rand(n_items, n_users) < 0.4).double()
+    R = torch.randint(1, 6, (n_items, n_users)).double() * mask
+    net = KernelNetwork(n_users, (7, 6), n_users, embedding_dim=3, activation="logistic").double()
+    for layer in net.layers:  # spread the embeddings so that the kernel is not constant
+        torch.nn.init.normal_(layer.u, std=0.4)
+        torch.nn.init.normal_(layer.v, std=0.4)
+    rows, cols = mask.nonzero(as_tuple=True)
+    n = len(rows)
+    lambda_2, lambda_s = 2.0, 0.3
+    ours, _ = rating_objective(
+        net,
+        SparseInput(R.to_sparse_csr()),
+        EntryIndex(rows, cols, R.shape),
+        R[rows, cols],
+        lambda_2 / n,
+        lambda_s / n,
+    )
+    layers = [(layer.u, layer.v, layer.W, layer.bias) for layer in net.layers]
+    naive = reference_loss(R, mask, layers, lambda_2, lambda_s)
+    torch.testing.assert_close(ours * n, naive)
+    params = list(net.parameters())
+    for g_ours, g_naive in zip(
+        torch.autograd.grad(ours * n, params), torch.autograd.grad(naive, params)
+    ):
+        torch.testing.assert_close(g_ours, g_naive)
+
+
+# -- fitting and predicting ---------------------------------------------------------------
+def test_fit_predict_clips_to_training_range(fitted, ratings):
+    X, y = ratings
+    pred = fitted.predict(X)
+    assert pred.shape == (len(X),)
+    assert np.isfinite(pred).all()
+    assert pred.min() >= y.min() and pred.max() <= y.max()
+    assert fitted.rating_range_ == (y.min(), y.max())
+
+
+def test_learns_better_than_baseline(ratings):
+    X, y = ratings
+    rng = np.random.RandomState(0)
+    test = rng.rand(len(y)) < 0.2
+    model = KernelCollaborativeFilter(hidden_layer_sizes=(32,), max_iter=80, random_state=0)
+    model.fit(X[~test], y[~test])
+    base = RatingBaseline(biases=False).fit(X[~test], y[~test])
+    rmse = np.sqrt(np.mean((model.predict(X[test]) - y[test]) ** 2))
+    rmse_mean = np.sqrt(np.mean((base.predict(X[test]) - y[test]) ** 2))
+    assert rmse < rmse_mean
+
+
+def test_same_random_state_same_predictions(ratings, fitted):
+    X, y = ratings
+    again = KernelCollaborativeFilter(**SMALL).fit(X, y)
+    np.testing.assert_array_equal(again.predict(X), fitted.predict(X))
+
+
+def test_early_stopping_restores_best(fitted):
+    scores = fitted.validation_scores_
+    assert len(scores) == fitted.n_iter_
+    assert fitted.best_validation_score_ == max(scores)
+    assert scores[fitted.best_iter_ - 1] == max(scores)
+    assert all(s <= 0 for s in scores)  # -RMSE
+
+
+def test_string_ids_and_dataframe(ratings):
+    pd = pytest.importorskip("pandas")
+    X, y = ratings
+    frame = pd.DataFrame({"user": [f"u{u}" for u in X[:, 0]], "item": [f"i{i}" for i in X[:, 1]]})
+    model = KernelCollaborativeFilter(**SMALL).fit(frame, y)
+    numeric = KernelCollaborativeFilter(**SMALL).fit(X, y)
+    assert model.user_ids_[0].startswith("u")
+    assert len(model.item_ids_) == len(np.unique(X[:, 1]))
+    np.testing.assert_allclose(model.predict(frame.iloc[:5]), model.predict(frame.to_numpy()[:5]))
+    assert np.isfinite(numeric.predict(X)).all()
+
+
+def test_user_orientation(ratings):
+    X, y = ratings
+    model = KernelCollaborativeFilter(orientation="user", **SMALL).fit(X, y)
+    assert model.module_.layers[0].in_features == len(np.unique(X[:, 1]))
+    assert np.isfinite(model.predict(X)).all()
+    assert model.user_embeddings_.shape == (len(model.user_ids_), 16)
+    assert model.item_embeddings_.shape == (len(model.item_ids_), 10)
+
+
+def test_unknown_ids_fallback_and_error(fitted, ratings):
+    X, y = ratings
+    known_user, known_item = X[0]
+    queries = np.array([[known_user, 10_000], [10_000, known_item], [10_001, 10_002]])
+    pred = fitted.predict(queries)
+    assert np.isfinite(pred).all()
+    j = np.flatnonzero(fitted.item_ids_ == known_item)[0]
+    u = np.flatnonzero(fitted.user_ids_ == known_user)[0]
+    np.testing.assert_allclose(pred[0], fitted.global_mean_ + fitted.user_bias_[u])
+    np.testing.assert_allclose(pred[1], fitted.global_mean_ + fitted.item_bias_[j])
+    np.testing.assert_allclose(pred[2], fitted.global_mean_)
+    strict = clone(fitted).set_params(handle_unknown="error").fit(X, y)
+    with pytest.raises(ValueError, match="not seen in fit"):
+        strict.predict(queries)
+
+
+def test_recommend(fitted, ratings):
+    X, y = ratings
+    users = fitted.user_ids_[:3]
+    items, scores = fitted.recommend(users, n=5)
+    assert items.shape == scores.shape == (3, 5)
+    assert (np.diff(scores, axis=1) <= 0).all()
+    for user, row in zip(users, items):
+        seen = set(X[X[:, 0] == user, 1])
+        assert not seen & set(row)
+    with_seen, _ = fitted.recommend(users, n=5, exclude_seen=False)
+    assert with_seen.shape == (3, 5)
+    cold, cold_scores = fitted.recommend([123456], n=3)
+    top_baseline = fitted.item_ids_[np.argsort(-fitted.item_bias_)[:3]]
+    np.testing.assert_array_equal(cold[0], top_baseline)
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        fitted.recommend(users, n=0)
+
+
+def test_recommend_scores_agree_with_predict(fitted):
+    user = fitted.user_ids_[1]
+    items, scores = fitted.recommend([user], n=4, exclude_seen=False)
+    pairs = np.column_stack([np.full(4, user), items[0]])
+    np.testing.assert_allclose(
+        np.clip(scores[0], *fitted.rating_range_), fitted.predict(pairs), rtol=1e-5
+    )
+
+
+def test_transform_embeddings(fitted, ratings):
+    X, _ = ratings
+    Z = fitted.transform(X[:7])
+    n_user, n_item = fitted.user_embeddings_.shape[1], fitted.item_embeddings_.shape[1]
+    assert n_user == 2 * fitted.embedding_dim
+    assert n_item == fitted.hidden_layer_sizes[-1]
+    assert Z.shape == (7, n_user + n_item)
+    Z_unknown = fitted.transform([[10_000, 10_001]])
+    assert not Z_unknown.any()
+
+
+@pytest.mark.parametrize(
+    "X, y, match",
+    [
+        ([[1, 2], [1, 3]], [4.0, np.nan], "NaN or infinite ratings"),
+        ([[1, 2], [1, 3]], [4.0, np.inf], "NaN or infinite ratings"),
+        ([[1, 2, 3], [1, 3, 4]], [4.0, 3.0], r"shape \(n_ratings, 2\)"),
+        ([1, 2, 3], [4.0, 3.0, 2.0], r"shape \(n_ratings, 2\)"),
+        ([[1, 2], [1, 2]], [4.0, 3.0], "duplicate"),
+        (np.empty((0, 2)), [], "empty"),
+        ([[1, 2], [1, 3]], ["good", "bad"], "numeric"),
+        ([[1, 2], [1, 3]], [4.0], "inconsistent"),
+    ],
+)
+def test_bad_input(X, y, match):
+    with pytest.raises(ValueError, match=match):
+        KernelCollaborativeFilter(**SMALL).fit(X, y)
+
+
+def test_bad_predict_input(fitted):
+    with pytest.raises(ValueError, match=r"shape \(n_ratings, 2\)"):
+        fitted.predict(np.zeros((3, 3)))
+
+
+def test_pickle_and_clone(fitted, ratings):
+    X, _ = ratings
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(restored.predict(X), fitted.predict(X))
+    assert clone(fitted).get_params() == fitted.get_params()
+
+
+def test_model_selection_with_rmse(ratings):
+    X, y = ratings
+    search = GridSearchCV(
+        KernelCollaborativeFilter(**SMALL),
+        {"alpha": [1e-4, 1e-3]},
+        scoring="neg_root_mean_squared_error",
+        cv=2,
+    ).fit(X, y)
+    assert search.best_params_["alpha"] in (1e-4, 1e-3)
+    scores = cross_validate(KernelCollaborativeFilter(**SMALL), X, y, cv=2)
+    assert len(scores["test_score"]) == 2
+
+
+def test_baseline(ratings):
+    X, y = ratings
+    mean_only = RatingBaseline(biases=False).fit(X, y)
+    np.testing.assert_allclose(mean_only.predict(X[:3]), y.mean())
+    biased = RatingBaseline().fit(X, y)
+    assert np.mean((biased.predict(X) - y) ** 2) < np.mean((mean_only.predict(X) - y) ** 2)

@@ -281,10 +281,46 @@ class FiniteSupportKernel(Kernel):
         self.radius = _check_positive("radius", radius)
 
     def forward(self, U, V):
-        sq = squared_distances(U, V)
-        if self.radius != 1.0:
-            sq = sq / (self.radius * self.radius)
-        return torch.clamp_min(1.0 - sq, 0.0)
+        return _FiniteSupport.apply(U, V, self.radius)
+
+
+class _FiniteSupport(torch.autograd.Function):
+    """``max(0, 1 - ||u - v||^2 / r^2)`` with a hand-written backward.
+
+    The kernel matrix is large and the work per entry tiny, so its cost is
+    memory traffic: the forward is one matrix product into a prefilled buffer
+    and one in-place clamp; the backward masks the incoming gradient once and
+    gets each embedding's gradient *and* the row or column sums it needs from a
+    single product with an extra column of ones.
+    """
+
+    @staticmethod
+    def forward(ctx, U, V, radius):
+        scale = 1.0 / (radius * radius)
+        u_sq = (U * U).sum(dim=1, keepdim=True)
+        v_sq = (V * V).sum(dim=1).unsqueeze(0)
+        # 1 - (|u|^2 + |v|^2 - 2 u.v) / r^2, clamped at zero
+        K = torch.addmm(1.0 - scale * (u_sq + v_sq), U, V.T, alpha=2.0 * scale).clamp_min_(0.0)
+        ctx.save_for_backward(U, V, K)
+        ctx.scale = scale
+        return K
+
+    @staticmethod
+    def backward(ctx, grad_K):
+        U, V, K = ctx.saved_tensors
+        # dK/du_i = 2 (v_j - u_i) / r^2 where K > 0
+        masked = grad_K * (K > 0)
+        two_scale = 2.0 * ctx.scale
+        grad_U = grad_V = None
+        if ctx.needs_input_grad[0]:
+            ones = V.new_ones(V.shape[0], 1)
+            prod = masked @ torch.cat([V, ones], dim=1)  # [dS @ v, rowsum(dS)]
+            grad_U = two_scale * (prod[:, :-1] - U * prod[:, -1:])
+        if ctx.needs_input_grad[1]:
+            ones = U.new_ones(U.shape[0], 1)
+            prod = masked.T @ torch.cat([U, ones], dim=1)  # [dS^T @ u, colsum(dS)]
+            grad_V = two_scale * (prod[:, :-1] - V * prod[:, -1:])
+        return grad_U, grad_V, None
 
 
 class _PairKernel(Kernel):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -37,6 +38,7 @@ __all__ = [
     "EntryIndex",
     "SparseInput",
     "csr_from_scipy",
+    "reuse_kernel_matrices",
 ]
 
 
@@ -142,6 +144,31 @@ def csr_from_scipy(matrix, dtype=None, device=None):
         torch.as_tensor(matrix.data, dtype=dtype),
         matrix.shape,
     ).to(device)
+
+
+@contextmanager
+def reuse_kernel_matrices(module):
+    """Compute each kernel matrix of ``module``'s KernelLinear layers at most once in a block.
+
+    A training objective uses ``K(U, V)`` twice, in the weights and in the
+    kernel penalty; inside this block both uses share one tensor (and one
+    autograd node). Parameters must not change inside the block.
+
+    Examples
+    --------
+    >>> layer = KernelLinear(3, 2)
+    >>> with reuse_kernel_matrices(layer):
+    ...     layer.kernel_matrix() is layer.kernel_matrix()
+    True
+    """
+    layers = [m for m in module.modules() if isinstance(m, KernelLinear)]
+    for layer in layers:
+        layer.__dict__["_kernel_cache"] = {}
+    try:
+        yield module
+    finally:
+        for layer in layers:
+            layer.__dict__.pop("_kernel_cache", None)
 
 
 def _transpose_csr(csr):
@@ -443,29 +470,35 @@ class KernelLinear(nn.Module):
             nn.init.zeros_(self.bias)
 
     def kernel_matrix(self):
-        """``K(u, v)`` of shape (in_features, out_features), before gating or scaling."""
-        return self.kernel(self.u, self.v)
+        """``K(u, v)`` of shape (in_features, out_features), before gating or scaling.
+
+        Inside :func:`reuse_kernel_matrices` it is computed once and shared by
+        the forward pass and :meth:`regularization`.
+        """
+        cache = self.__dict__.get("_kernel_cache")
+        if cache is None:
+            return self.kernel(self.u, self.v)
+        if "K" not in cache:
+            cache["K"] = self.kernel(self.u, self.v)
+        return cache["K"]
 
     @property
     def weight(self):
         """Effective weight matrix of shape (in_features, out_features)."""
         return kernel_weight(
-            self.u, self.v, self.kernel, self.W, self.input_scale, self.output_scale
+            self.u,
+            self.v,
+            lambda u, v: self.kernel_matrix(),
+            self.W,
+            self.input_scale,
+            self.output_scale,
         )
 
     def forward(self, input):
         """``input @ weight + bias`` for a dense or sparse input (or :class:`SparseInput`)."""
         self._check_input(input)
-        return kernel_linear(
-            input,
-            self.u,
-            self.v,
-            self.kernel,
-            self.W,
-            self.bias,
-            self.input_scale,
-            self.output_scale,
-        )
+        out = _matmul(input, self.weight)
+        return out if self.bias is None else out + self.bias
 
     def forward_at(self, input, index):
         """The layer's output only at the ``(row, column)`` pairs of ``index``.

@@ -22,7 +22,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseKernelNet, seeded
-from .layers import EntryIndex, SparseInput, csr_from_scipy
+from .layers import EntryIndex, SparseInput, csr_from_scipy, reuse_kernel_matrices
 from .networks import KernelNetwork
 
 __all__ = ["KernelCollaborativeFilter", "RatingBaseline", "rating_objective"]
@@ -218,9 +218,10 @@ def rating_objective(network, ratings, index, target, alpha, kernel_alpha):
     hidden : Tensor of shape (n_rows, hidden_layer_sizes[-1])
         Last hidden activations, for predictions at other pairs.
     """
-    hidden = network.hidden(ratings)
-    output = network.output_activation(network.layers[-1].forward_at(hidden, index))
-    free, kern = network.regularization()
+    with reuse_kernel_matrices(network):
+        hidden = network.hidden(ratings)
+        output = network.output_activation(network.layers[-1].forward_at(hidden, index))
+        free, kern = network.regularization()
     loss = 0.5 * (output - target).pow(2).mean() + alpha * free + kernel_alpha * kern
     return loss, hidden
 
@@ -253,15 +254,17 @@ class KernelCollaborativeFilter(RegressorMixin, BaseKernelNet):
     solver : {"lbfgs", "adam"}, default="lbfgs"
         Only full-batch L-BFGS is implemented for this estimator; "adam" is
         accepted by the shared parameter set but raises at fit.
-    alpha : float, default=...
-        L2 penalty ``alpha/2 ||W||^2`` on every free weight matrix, *per
-        observed training rating*: the objective is the mean of half the
-        squared errors plus the penalties, so a value carries across datasets
-        of different sizes. The reference's ``lambda_2 = 60`` on ML-1M is
-        ``alpha = 60 / 900,188``.
-    kernel_alpha : float, default=...
-        Penalty ``kernel_alpha/2 ||K||^2`` on every kernel matrix (the
-        reference's ``lambda_s``), per observed rating likewise.
+    alpha : float, default=0.065
+        L2 penalty on every free weight matrix, scale-free: the objective is
+        ``mean(1/2 err^2) + alpha / sqrt(n) * sum_l 1/2 ||W_l||^2`` for ``n``
+        observed training ratings, i.e. the reference's sum-of-squares loss
+        with ``lambda_2 = alpha * sqrt(n)``. The reference's ``lambda_2 = 60``
+        on ML-1M (n = 900,188) is ``alpha = 0.063``; the square root (rather
+        than ``n``) is what makes the best penalties of ML-100K and ML-1M
+        agree (see the user guide).
+    kernel_alpha : float, default=1.4e-5
+        Penalty on every kernel matrix ``1/2 ||K_l||^2`` (the reference's
+        ``lambda_s = kernel_alpha * sqrt(n)``), scaled likewise.
     max_iter : int, default=...
         L-BFGS iterations.
     tol : float, default=1e-4
@@ -332,8 +335,8 @@ class KernelCollaborativeFilter(RegressorMixin, BaseKernelNet):
         gated=True,
         activation="logistic",
         solver="lbfgs",
-        alpha=6.7e-5,
-        kernel_alpha=1.4e-8,
+        alpha=0.065,
+        kernel_alpha=1.4e-5,
         batch_size="auto",
         learning_rate_init=1e-3,
         max_iter=1000,
@@ -448,8 +451,8 @@ class KernelCollaborativeFilter(RegressorMixin, BaseKernelNet):
         train = train[np.lexsort((cols[train], rows[train]))]
         if self.early_stopping:
             val = val[np.lexsort((cols[val], rows[val]))]
-        # Centre the ratings so that the network models deviations from the mean.
-        target = torch.as_tensor(y - self.global_mean_, dtype=self._dtype, device=self._device)
+        offset = self._offset(user_idx, item_idx)
+        target = torch.as_tensor(y - offset, dtype=self._dtype, device=self._device)
         x_train = SparseInput(
             self._torch_csr(self._ratings_matrix(rows[train], cols[train], y[train]))
         )
@@ -458,12 +461,12 @@ class KernelCollaborativeFilter(RegressorMixin, BaseKernelNet):
         stash = {}
         if self.early_stopping:
             val_index = EntryIndex(rows[val], cols[val], self._shape()).to(self._device)
-            target_val = target[torch.as_tensor(val, device=self._device)]
-            low, high = (r - self.global_mean_ for r in self.rating_range_)
+            offset_val = torch.as_tensor(offset[val], dtype=self._dtype, device=self._device)
+            y_val = torch.as_tensor(y[val], dtype=self._dtype, device=self._device)
 
             def validate():
-                pred = stash["val"].clamp(low, high)
-                return -float(torch.sqrt(torch.mean((pred - target_val) ** 2)))
+                pred = (stash["val"] + offset_val).clamp(*self.rating_range_)
+                return -float(torch.sqrt(torch.mean((pred - y_val) ** 2)))
         else:
             val_index = None
 
@@ -482,12 +485,14 @@ class KernelCollaborativeFilter(RegressorMixin, BaseKernelNet):
                 )
         net = self.module_
         params = [p for p in net.parameters() if p.requires_grad]
+        alpha_per_rating = self.alpha / np.sqrt(len(train))
+        kernel_alpha_per_rating = self.kernel_alpha / np.sqrt(len(train))
 
         def closure():
             for p in params:
                 p.grad = None
             loss, hidden = rating_objective(
-                net, x_train, index, target_train, self.alpha, self.kernel_alpha
+                net, x_train, index, target_train, alpha_per_rating, kernel_alpha_per_rating
             )
             loss.backward()
             if val_index is not None:
@@ -500,6 +505,14 @@ class KernelCollaborativeFilter(RegressorMixin, BaseKernelNet):
         # Predictions read every training rating, the held-out ones included.
         self._ratings = self._ratings_matrix(rows, cols, y)
         return self
+
+    _target = "biases"
+
+    def _offset(self, user_idx, item_idx):
+        """What the network's output is added to: the global mean, or the bias baseline."""
+        if self._target == "mean":
+            return np.full(len(user_idx), self.global_mean_)
+        return self.global_mean_ + self.user_bias_[user_idx] + self.item_bias_[item_idx]
 
     # -- inference ---------------------------------------------------------------------
     def _indices(self, X):
@@ -549,7 +562,9 @@ class KernelCollaborativeFilter(RegressorMixin, BaseKernelNet):
         known = (user_idx >= 0) & (item_idx >= 0)
         pred = _baseline(self, user_idx, item_idx)
         rows, cols = self._rows_cols(user_idx[known], item_idx[known])
-        pred[known] = self.global_mean_ + self._network_output_at(rows, cols)
+        pred[known] = self._offset(user_idx[known], item_idx[known]) + self._network_output_at(
+            rows, cols
+        )
         return np.clip(pred, *self.rating_range_)
 
     # -- embeddings and recommendations ------------------------------------------------
@@ -629,7 +644,11 @@ class KernelCollaborativeFilter(RegressorMixin, BaseKernelNet):
         else:
             codes = torch.as_tensor(self._sample_codes(user_idx), device=self._device)
             scores = last(codes)
-        return scores.cpu().numpy().astype(np.float64) + self.global_mean_
+        offset = self._offset(
+            np.repeat(user_idx, len(self.item_ids_)),
+            np.tile(np.arange(len(self.item_ids_)), len(user_idx)),
+        )
+        return scores.cpu().numpy().astype(np.float64) + offset.reshape(len(user_idx), -1)
 
     def recommend(self, users, n=10, exclude_seen=True):
         """Top-``n`` items for each user by predicted rating.

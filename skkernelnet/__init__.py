@@ -18,6 +18,7 @@ _LAZY = {
     "KernelNetClassifier": "skkernelnet.estimators",
     "KernelNetRegressor": "skkernelnet.estimators",
     "KernelCollaborativeFilter": "skkernelnet.recommender",
+    "RatingBaseline": "skkernelnet.recommender",
     "fetch_movielens": "skkernelnet.datasets",
     "make_ratings": "skkernelnet.datasets",
 }

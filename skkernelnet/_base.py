@@ -185,11 +185,11 @@ class BaseKernelNet(BaseEstimator):
     # -- pickling: always store on the CPU ---------------------------------------------
     def __getstate__(self):
         state = super().__getstate__()
-        module = state.get("module_")
-        if module is not None and any(p.device.type != "cpu" for p in module.parameters()):
+        modules = {k: v for k, v in state.items() if isinstance(v, torch.nn.Module)}
+        if any(p.device.type != "cpu" for m in modules.values() for p in m.parameters()):
             import copy
 
-            state["module_"] = copy.deepcopy(module).to("cpu")
+            state.update({k: copy.deepcopy(m).to("cpu") for k, m in modules.items()})
         if "_device" in state:
             state["_device"] = str(state["_device"])
         return state
@@ -207,5 +207,6 @@ class BaseKernelNet(BaseEstimator):
                 )
                 device = torch.device("cpu")
             self._device = device
-            if getattr(self, "module_", None) is not None:
-                self.module_.to(device)
+            for value in self.__dict__.values():
+                if isinstance(value, torch.nn.Module):
+                    value.to(device)

@@ -121,35 +121,71 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
     def fit(self, X, y, sample_weight=None):
         """Fit the network to data X and targets y.
 
+        Training stops at ``max_iter``, when the loss (or, with
+        ``early_stopping``, the validation score) has not improved by ``tol``
+        for ``n_iter_no_change`` iterations, when the loss becomes NaN or
+        infinite (a :class:`~sklearn.exceptions.ConvergenceWarning` is raised),
+        or on Ctrl-C (a :class:`RuntimeWarning`); in every case the model keeps
+        the best parameters seen and is usable.
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Input data. Sparse input stays sparse in the first layer.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Targets.
+            Targets: class labels, a multilabel indicator matrix, or real
+            values (one column per output).
         sample_weight : array-like of shape (n_samples,), default=None
-            Weights of the samples in the loss.
+            Weights of the samples in the loss; integer weights are equivalent
+            to repeating samples.
 
         Returns
         -------
         self : object
             The fitted estimator.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from skkernelnet import KernelNetClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = KernelNetClassifier(hidden_layer_sizes=(16,), random_state=0).fit(X, y)
+        >>> clf.n_features_in_, clf.n_iter_ == len(clf.loss_curve_)
+        (4, True)
         """
         return self._fit(X, y, sample_weight, incremental=False)
 
     @available_if(_solver_is_adam)
     def partial_fit(self, X, y, sample_weight=None, **kwargs):
-        """Run one epoch of the mini-batch solver on (X, y), keeping the model.
+        """Run one Adam epoch on (X, y), keeping the model (``solver="adam"`` only).
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Input data.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
         sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples in the loss.
+        **kwargs : dict
+            Passed on to the task (``classes`` for classifiers).
 
         Returns
         -------
         self : object
+            The updated estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skkernelnet import KernelNetRegressor
+        >>> rng = np.random.RandomState(0)
+        >>> X, y = rng.normal(size=(100, 3)), rng.normal(size=100)
+        >>> reg = KernelNetRegressor(solver="adam", random_state=0)
+        >>> for _ in range(3):
+        ...     reg = reg.partial_fit(X, y)
+        >>> reg.n_iter_
+        3
         """
         return self._fit(X, y, sample_weight, incremental=True, **kwargs)
 
@@ -229,7 +265,7 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
                     xb = X_dense_t[idx]
                 loss = self._objective(xb, target_t[idx], weight_t[idx])
                 loss.backward()
-                return float(loss) * len(idx), len(idx)
+                return float(loss.detach()) * len(idx), len(idx)
 
             self._train(
                 self.module_,
@@ -258,7 +294,7 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
                 p.grad = None
             loss = self._objective(x, target, weight)
             loss.backward()
-            return float(loss)
+            return float(loss.detach())
 
         return closure
 
@@ -291,10 +327,24 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Input data.
 
         Returns
         -------
-        ndarray of shape (n_samples, hidden_layer_sizes[-1])
+        X_new : ndarray of shape (n_samples, hidden_layer_sizes[-1])
+            The embeddings, in the network's ``dtype``. Their names are
+            given by :meth:`get_feature_names_out`.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from skkernelnet import KernelNetClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = KernelNetClassifier(hidden_layer_sizes=(16, 8), random_state=0).fit(X, y)
+        >>> clf.transform(X).shape
+        (150, 8)
+        >>> clf.get_feature_names_out()[:2]
+        array(['kernelnetclassifier0', 'kernelnetclassifier1'], dtype=object)
         """
         return self._forward_chunks(self._check_X(X), self.module_.hidden)
 
@@ -304,17 +354,39 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
 
     @property
     def feature_embeddings_(self):
-        """ndarray of shape (n_features_in_, embedding_dim): the first layer's ``u_i``.
+        """ndarray of shape (`n_features_in_`, embedding_dim): the first layer's ``u_i``.
 
         One point per input feature; features the network treats alike lie
-        close together.
+        close together. A copy: changing it does not change the model.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from skkernelnet import KernelNetClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = KernelNetClassifier(embedding_dim=2, random_state=0).fit(X, y)
+        >>> clf.feature_embeddings_.shape
+        (4, 2)
         """
         check_is_fitted(self, "module_")
         return self.module_.layers[0].u.detach().cpu().numpy().copy()
 
     @property
     def n_free_parameters_(self):
-        """int: number of trained scalars in the network."""
+        """int: number of trained scalars in the network.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from skkernelnet import KernelNetClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = KernelNetClassifier(
+        ...     hidden_layer_sizes=(16,), embedding_dim=3, gated=False, kernel="rbf"
+        ... ).fit(X, y)
+        >>> # each layer: (n_in + n_out) * (embedding_dim + 1) plus n_out biases
+        >>> clf.n_free_parameters_ == (4 + 16) * 4 + 16 + (16 + 3) * 4 + 3
+        True
+        """
         check_is_fitted(self, "module_")
         return self.module_.n_free_parameters()
 
@@ -385,7 +457,7 @@ default="rbf"
     classes_ : ndarray of shape (n_classes,) or list of ndarray
         Class labels.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined when X has string column names.
     n_iter_ : int
     loss_curve_ : list of float
@@ -394,7 +466,7 @@ default="rbf"
     best_validation_score_ : float or None
     module_ : KernelNetwork
         The trained torch network.
-    feature_embeddings_ : ndarray of shape (n_features_in_, embedding_dim)
+    feature_embeddings_ : ndarray of shape (`n_features_in_`, embedding_dim)
         The first layer's input embeddings ``u_i``, one point per feature.
 
     See Also
@@ -486,15 +558,33 @@ default="rbf"
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Input data.
 
         Returns
         -------
-        ndarray of shape (n_samples, n_classes)
-            Class probabilities in the order of ``classes_`` (for multilabel
-            targets, the probability of each label).
+        proba : ndarray of shape (n_samples, n_classes)
+            Class probabilities in the order of ``classes_``, in float64 (for
+            multilabel targets, the probability of each label, strictly
+            between 0 and 1).
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from skkernelnet import KernelNetClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = KernelNetClassifier(hidden_layer_sizes=(16,), random_state=0).fit(X, y)
+        >>> proba = clf.predict_proba(X[:2])
+        >>> proba.shape, bool(abs(proba.sum(axis=1) - 1).max() < 1e-12)
+        ((2, 3), True)
         """
-        output = self._raw_output(X)
-        return self._proba_from_output(torch.as_tensor(output)).numpy().astype(np.float64)
+        # Probabilities in float64 whatever the network's dtype. Label probabilities
+        # (multilabel) are kept strictly inside (0, 1), as scikit-learn expects of them.
+        output = torch.as_tensor(self._raw_output(X), dtype=torch.float64)
+        proba = self._proba_from_output(output).numpy()
+        if self._multilabel:
+            eps = np.finfo(np.float64).eps
+            proba = np.clip(proba, eps, 1 - eps)
+        return proba
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`.
@@ -502,10 +592,22 @@ default="rbf"
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Input data.
 
         Returns
         -------
-        ndarray of shape (n_samples, n_classes)
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log-probabilities in the order of ``classes_``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_iris
+        >>> from skkernelnet import KernelNetClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = KernelNetClassifier(hidden_layer_sizes=(16,), random_state=0).fit(X, y)
+        >>> np.allclose(np.exp(clf.predict_log_proba(X)), clf.predict_proba(X))
+        True
         """
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
@@ -516,10 +618,23 @@ default="rbf"
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Input data.
 
         Returns
         -------
-        ndarray of shape (n_samples,) or (n_samples, n_labels)
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Labels from ``classes_`` (a 0/1 indicator matrix for multilabel
+            targets).
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from skkernelnet import KernelNetClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> names = load_iris().target_names[y]
+        >>> clf = KernelNetClassifier(hidden_layer_sizes=(16,), random_state=0).fit(X, names)
+        >>> clf.predict(X[[0, 100]])
+        array(['setosa', 'virginica'], dtype='<U10')
         """
         proba = self.predict_proba(X)
         if self._multilabel:
@@ -532,14 +647,29 @@ default="rbf"
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Input data.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Labels; a batch need not contain every class.
         classes : array-like of shape (n_classes,), default=None
             All classes; required on the first call unless ``y`` is multilabel.
         sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples in the loss.
 
         Returns
         -------
         self : object
+            The updated estimator.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from skkernelnet import KernelNetClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = KernelNetClassifier(solver="adam", random_state=0)
+        >>> clf = clf.partial_fit(X[:50], y[:50], classes=[0, 1, 2])
+        >>> clf = clf.partial_fit(X[50:], y[50:])
+        >>> clf.classes_, clf.n_iter_
+        (array([0, 1, 2]), 2)
         """
         if not hasattr(self, "module_"):
             if classes is None and type_of_target(y) != "multilabel-indicator":
@@ -576,7 +706,7 @@ early_stopping, validation_fraction, random_state, verbose, warm_start, device, 
     Attributes
     ----------
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
     n_outputs_ : int
     n_iter_ : int
     loss_curve_ : list of float
@@ -584,7 +714,7 @@ early_stopping, validation_fraction, random_state, verbose, warm_start, device, 
     validation_scores_ : list of float or None
     best_validation_score_ : float or None
     module_ : KernelNetwork
-    feature_embeddings_ : ndarray of shape (n_features_in_, embedding_dim)
+    feature_embeddings_ : ndarray of shape (`n_features_in_`, embedding_dim)
 
     See Also
     --------
@@ -634,10 +764,26 @@ early_stopping, validation_fraction, random_state, verbose, warm_start, device, 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Input data.
 
         Returns
         -------
-        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Predictions in the units of the targets seen by ``fit``, with the
+            shape they had (one-dimensional if ``y`` was).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skkernelnet import KernelNetRegressor
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.uniform(-1, 1, size=(200, 2))
+        >>> Y = np.column_stack([X.sum(axis=1), 100 * X[:, 0] * X[:, 1]])
+        >>> reg = KernelNetRegressor(random_state=0).fit(X, Y)
+        >>> reg.predict(X[:3]).shape
+        (3, 2)
+        >>> reg.score(X, Y) > 0.9
+        True
         """
         pred = self._raw_output(X).astype(np.float64) * self._y_scale + self._y_mean
         return pred.ravel() if self._y_was_1d else pred

@@ -281,7 +281,10 @@ def lbfgs(params, closure, monitor, *, history_size=10, gtol=1e-5, max_backtrack
         else:
             _add_to_params(params, -taken, direction)
             closure()
-            monitor.result.stop_reason = "converged"
+            if not math.isfinite(new_loss):  # non-finite along the whole search: diverged
+                monitor.step(new_loss)
+            else:
+                monitor.result.stop_reason = "converged"
             return
         new_grad = _flat_grad(params)
         s, y = step * direction, new_grad - grad
@@ -329,17 +332,29 @@ def adam(params, batches, batch_closure, monitor, *, learning_rate=1e-3, betas=(
     """
     optimizer = torch.optim.Adam(params, lr=learning_rate, betas=betas)
     epoch = 0
+    previous_start = None
     while True:
+        # The epoch loss is measured along the epoch, but the monitor snapshots the
+        # parameters at its end, which no batch has evaluated yet. Keep the previous
+        # epoch's starting point for when those turn out to be non-finite.
+        start = [p.detach().clone() for p in params]
         total, weight = 0.0, 0.0
-        for batch in batches(epoch):
+        for index, batch in enumerate(batches(epoch)):
             optimizer.zero_grad(set_to_none=True)
             batch_loss, batch_weight = batch_closure(batch)
             if not math.isfinite(batch_loss):
                 total = batch_loss
+                if index == 0 and previous_start is not None and monitor.result.best_iter == epoch:
+                    # the best snapshot is exactly what just gave a non-finite loss
+                    with torch.no_grad():
+                        for p, value in zip(params, previous_start):
+                            p.copy_(value)
+                    monitor._snapshot()
                 break
             optimizer.step()
             total += batch_loss
             weight += batch_weight
+        previous_start = start
         epoch += 1
         epoch_loss = total / max(weight, 1e-300) if math.isfinite(total) else total
         if monitor.step(epoch_loss):

@@ -18,6 +18,9 @@ from skkernelnet.recommender import RatingBaseline, rating_objective
 
 SMALL = {"hidden_layer_sizes": (16,), "max_iter": 15, "random_state": 0}
 
+# Small fits stop at max_iter on purpose; the warning that says so is expected here.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 
 @pytest.fixture(scope="module")
 def ratings():
@@ -109,6 +112,30 @@ def test_string_ids_and_dataframe(ratings):
     assert len(model.item_ids_) == len(np.unique(X[:, 1]))
     np.testing.assert_allclose(model.predict(frame.iloc[:5]), model.predict(frame.to_numpy()[:5]))
     assert np.isfinite(numeric.predict(X)).all()
+
+
+def test_blend_trains_both_orientations(fitted, ratings):
+    X, y = ratings
+    assert fitted.blend_module_ is not None
+    assert 0.0 <= fitted.blend_weight_ <= 1.0
+    assert fitted.module_.layers[0].in_features == len(fitted.user_ids_)  # item-based
+    assert fitted.blend_module_.layers[0].in_features == len(fitted.item_ids_)  # user-based
+    single = KernelCollaborativeFilter(blend=False, **SMALL).fit(X, y)
+    assert single.blend_module_ is None and single.blend_weight_ == 1.0
+    no_holdout = KernelCollaborativeFilter(early_stopping=False, **SMALL).fit(X, y)
+    assert no_holdout.validation_scores_ is None
+    assert 0.0 < no_holdout.blend_weight_ < 1.0
+
+
+def test_blend_weight_is_least_squares():
+    from skkernelnet.recommender import _blend_weight
+
+    rng = np.random.RandomState(0)
+    a, b = rng.randn(50), rng.randn(50)
+    target = 0.3 * a + 0.7 * b
+    assert _blend_weight(a, b, target) == pytest.approx(0.3)
+    assert _blend_weight(a, b, 2 * a - b) == 1.0  # clipped
+    assert _blend_weight(a, a, a) == 1.0  # identical views
 
 
 def test_user_orientation(ratings):

@@ -1,0 +1,146 @@
+"""One orientation of the rating autoencoder: its data layout, network and objective.
+
+In the item-based orientation (the paper's) each item is a sample whose input
+is its row of ratings by all users, and the network's output neurons are the
+users; in the user-based orientation the roles swap. :class:`RatingAutoencoder`
+maps (user, item) indices to the network's (row, column) pairs and computes
+outputs, codes and scores for one orientation. It knows nothing of scikit-learn.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .layers import EntryIndex, SparseInput, csr_from_scipy, reuse_kernel_matrices
+
+__all__ = ["RatingAutoencoder", "rating_objective"]
+
+_ROW_CHUNK = 4096
+
+
+def rating_objective(network, ratings, index, target, alpha, kernel_alpha):
+    """Training objective of the rating autoencoder, evaluated only where ratings exist.
+
+    ``mean_k 1/2 (target_k - output[index_k])^2 + alpha * sum_l 1/2 ||W_l||^2
+    + kernel_alpha * sum_l 1/2 ||K_l||^2``: the authors' loss divided by the
+    number of observed ratings, so ``alpha = lambda_2 / n_ratings``.
+
+    Parameters
+    ----------
+    network : KernelNetwork
+    ratings : SparseInput or Tensor of shape (n_rows, n_cols)
+        Network input, zero where unobserved.
+    index : EntryIndex
+        Observed (row, col) pairs.
+    target : Tensor of shape (n_pairs,)
+    alpha, kernel_alpha : float
+
+    Returns
+    -------
+    loss : Tensor
+    hidden : Tensor of shape (n_rows, hidden_layer_sizes[-1])
+        Last hidden activations, for outputs at other pairs.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skkernelnet.networks import KernelNetwork
+    >>> from skkernelnet.layers import EntryIndex
+    >>> net = KernelNetwork(4, (3,), 4, activation="logistic")
+    >>> R = torch.tensor([[5.0, 0, 3, 0], [0, 4, 0, 1]])
+    >>> index = EntryIndex([0, 0, 1, 1], [0, 2, 1, 3], shape=(2, 4))
+    >>> loss, hidden = rating_objective(net, R, index, torch.tensor([5.0, 3, 4, 1]), 1e-3, 1e-3)
+    >>> hidden.shape
+    torch.Size([2, 3])
+    """
+    with reuse_kernel_matrices(network):
+        hidden = network.hidden(ratings)
+        output = network.output_activation(network.layers[-1].forward_at(hidden, index))
+        free, kern = network.regularization()
+    loss = 0.5 * (output - target).pow(2).mean() + alpha * free + kernel_alpha * kern
+    return loss, hidden
+
+
+class RatingAutoencoder:
+    """Data layout and inference of one orientation ("item" or "user").
+
+    Parameters
+    ----------
+    orientation : {"item", "user"}
+    module : KernelNetwork or None
+        The trained (or to be trained) network.
+    ratings : scipy.sparse matrix of shape (n_users, n_items)
+        Every training rating (zero where unobserved): the network's input at
+        prediction time.
+    dtype, device : torch dtype and device of the network.
+    """
+
+    def __init__(self, orientation, module, ratings, dtype, device):
+        self.orientation = orientation
+        self.module = module
+        self.dtype, self.device = dtype, device
+        matrix = ratings.T if orientation == "item" else ratings
+        self.ratings = sp.csr_matrix(matrix)
+        self.ratings.sort_indices()
+
+    @property
+    def shape(self):
+        """(n_samples, n_outputs) of the network: (items, users) when item-based."""
+        return self.ratings.shape
+
+    def rows_cols(self, user_idx, item_idx):
+        """Network sample rows and output columns of (user, item) index pairs."""
+        return (item_idx, user_idx) if self.orientation == "item" else (user_idx, item_idx)
+
+    def sparse_input(self, rows, cols, values):
+        """The network input built from the given entries only, prepared for training."""
+        matrix = sp.csr_matrix((values, (rows, cols)), shape=self.shape)
+        return SparseInput(csr_from_scipy(matrix, self.dtype, self.device))
+
+    def _input_rows(self, rows):
+        return csr_from_scipy(self.ratings[rows], self.dtype, self.device)
+
+    @torch.no_grad()
+    def output_at(self, user_idx, item_idx):
+        """Network output (a deviation from the offset) at known (user, item) indices."""
+        out = np.empty(len(user_idx), dtype=np.float64)
+        if len(user_idx) == 0:
+            return out
+        rows, cols = self.rows_cols(user_idx, item_idx)
+        unique_rows, local_rows = np.unique(rows, return_inverse=True)
+        index = EntryIndex(local_rows, cols, (len(unique_rows), self.shape[1])).to(self.device)
+        out[:] = self.module.forward_at(self._input_rows(unique_rows), index).cpu().numpy()
+        return out
+
+    @torch.no_grad()
+    def codes(self, rows=None):
+        """Last hidden activations of the network's samples (all of them by default)."""
+        rows = np.arange(self.shape[0]) if rows is None else np.asarray(rows)
+        chunks = [
+            self.module.hidden(self._input_rows(rows[start : start + _ROW_CHUNK])).cpu().numpy()
+            for start in range(0, len(rows), _ROW_CHUNK)
+        ]
+        width = self.module.layers[-1].in_features
+        return np.concatenate(chunks) if chunks else np.empty((0, width), np.float32)
+
+    def neuron_vectors(self):
+        """First layer's input embedding ``u`` next to the last layer's output embedding ``v``."""
+        first, last = self.module.layers[0], self.module.layers[-1]
+        return torch.cat([first.u, last.v], dim=1).detach().cpu().numpy()
+
+    @torch.no_grad()
+    def all_item_outputs(self, user_idx):
+        """Network outputs for every item of the given users, shape (n_users, n_items)."""
+        last = self.module.layers[-1]
+        if self.orientation == "item":
+            codes = torch.as_tensor(self.codes(), device=self.device)
+            cols = torch.as_tensor(user_idx, device=self.device)
+            weight = last.weight[:, cols]
+            bias = last.bias[cols] if last.bias is not None else 0.0
+            scores = self.module.output_activation(codes @ weight + bias).T
+        else:
+            codes = torch.as_tensor(self.codes(user_idx), device=self.device)
+            scores = self.module.output_activation(last(codes))
+        return scores.cpu().numpy().astype(np.float64)

@@ -31,6 +31,13 @@ def as_pairs(X):
         if hasattr(X, "toarray"):
             raise ValueError("X must be a dense (n, 2) array of (user id, item id), not sparse.")
         X = np.asarray(X) if not isinstance(X, np.ndarray) else X
+        if X.dtype.kind == "c":
+            raise ValueError("Complex data not supported: X must hold (user id, item id) pairs.")
+        if X.ndim == 2 and X.shape[1] < 2:
+            raise ValueError(
+                f"Found array with {X.shape[1]} feature(s) (shape={X.shape}) while a minimum "
+                "of 2 is required: X must hold (user id, item id) pairs."
+            )
         if X.ndim != 2 or X.shape[1] != 2:
             raise ValueError(
                 f"X must be of shape (n_ratings, 2) holding (user id, item id) pairs, "
@@ -80,6 +87,11 @@ def lookup(uniques, ids):
 
 
 def check_ratings(y, n):
+    """Validate ratings: numeric, finite, 1-D, one per pair."""
+    if y is None:
+        raise ValueError(
+            "KernelCollaborativeFilter requires y to be passed, but the target y is None."
+        )
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()

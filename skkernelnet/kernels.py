@@ -257,8 +257,8 @@ class FiniteSupportKernel(Kernel):
 
     Exactly zero once ``||u - v|| >= radius``, so a layer built on it has exactly
     sparse weights (the "sparsified" layers of Muller et al., ICML 2018). It is
-    not positive definite in general (the Epanechnikov-type profile is positive
-    definite only in dimension 1), which the layer does not need.
+    not positive definite (its Fourier transform takes negative values, already
+    for d = 1), which the layer does not need.
 
     Parameters
     ----------

@@ -18,7 +18,7 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.base import RegressorMixin, _fit_context
+from sklearn.base import RegressorMixin, TransformerMixin, _fit_context
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -57,7 +57,7 @@ def _blend_weight(primary, secondary, target):
     return float(np.clip(float((diff * (target - secondary)).sum()) / denom, 0.0, 1.0))
 
 
-class KernelCollaborativeFilter(RegressorMixin, BaseKernelNet):
+class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet):
     """Rating prediction with the kernelized autoencoder of Muller et al. (ICML 2018).
 
     With ``orientation="item"`` (the paper's model) each item is a sample whose
@@ -288,6 +288,12 @@ class KernelCollaborativeFilter(RegressorMixin, BaseKernelNet):
         users, items = as_pairs(X)
         y = check_ratings(y, len(users))
         first_call = not self.warm_start or not hasattr(self, "module_")
+        self.n_features_in_ = 2
+        columns = getattr(X, "columns", None)
+        if columns is not None and all(isinstance(c, str) for c in columns):
+            self.feature_names_in_ = np.asarray(columns, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
         if first_call:
             self.user_ids_, user_idx = factorize(users)
             self.item_ids_, item_idx = factorize(items)
@@ -516,6 +522,26 @@ class KernelCollaborativeFilter(RegressorMixin, BaseKernelNet):
             vectors[idx >= 0] = table[idx[idx >= 0]]
             out.append(vectors)
         return np.hstack(out)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the columns of :meth:`transform`: ``user0..``, then ``item0..``.
+
+        Parameters
+        ----------
+        input_features : ignored
+            Present for API consistency.
+
+        Returns
+        -------
+        ndarray of str
+        """
+        check_is_fitted(self, "module_")
+        view = self._views()[0]
+        n_code = self.module_.layers[-1].in_features
+        n_vector = view.neuron_vectors().shape[1]
+        n_user, n_item = (n_vector, n_code) if self.orientation == "item" else (n_code, n_vector)
+        names = [f"user{k}" for k in range(n_user)] + [f"item{k}" for k in range(n_item)]
+        return np.asarray(names, dtype=object)
 
     def recommend(self, users, n=10, exclude_seen=True):
         """Top-``n`` items for each user by predicted rating.

@@ -34,6 +34,66 @@ def fitted(ratings):
     return KernelCollaborativeFilter(**SMALL).fit(X, y)
 
 
+# -- scikit-learn's estimator checks ---------------------------------------------------------
+# The one place where the generic checks that cannot apply are listed, with the reason.
+# X of this estimator is (user id, item id) pairs, so the checks' random float matrices
+# with 3 or more columns are rejected by design ...
+_NOT_PAIRS = "generic X has other than 2 columns; X must be (user id, item id) pairs"
+# ... and their 2-column matrices repeat (user, item) pairs, which fit rejects by design
+_DUPLICATES = "generic 2-column X repeats (user, item) pairs; fit rejects duplicate ratings"
+EXPECTED_FAILED_CHECKS = {
+    **dict.fromkeys(
+        [
+            "check_dict_unchanged",
+            "check_dont_overwrite_parameters",
+            "check_dtype_object",
+            "check_estimators_dtypes",
+            "check_estimators_pickle",
+            "check_f_contiguous_array_estimator",
+            "check_fit2d_1sample",
+            "check_fit2d_predict1d",
+            "check_fit_score_takes_y",
+            "check_methods_sample_order_invariance",
+            "check_methods_subset_invariance",
+            "check_n_features_in_after_fitting",
+            "check_non_transformer_estimators_n_iter",
+            "check_pipeline_consistency",
+            "check_regressor_data_not_an_array",
+            "check_regressors_int",
+            "check_regressors_no_decision_function",
+            "check_regressors_train",
+            "check_supervised_y_2d",
+            "check_transformer_data_not_an_array",
+            "check_transformer_general",
+            "check_transformer_n_iter",
+            "check_transformer_preserve_dtypes",
+            "check_positive_only_tag_during_fit",
+            "check_estimators_nan_inf",  # NaN ids in (n, 2) X: test_bad_input covers them
+        ],
+        _NOT_PAIRS,
+    ),
+    **dict.fromkeys(
+        [
+            "check_estimators_fit_returns_self",
+            "check_estimators_overwrite_params",
+            "check_fit_check_is_fitted",
+            "check_fit_idempotent",
+            "check_n_features_in",
+            "check_readonly_memmap_input",
+        ],
+        _DUPLICATES,
+    ),
+}
+
+
+@parametrize_with_checks(
+    [KernelCollaborativeFilter(hidden_layer_sizes=(8,), max_iter=5, random_state=0)],
+    expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
+)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
 # -- exactness of the sparse, observed-entries-only objective --------------------------
 @pytest.mark.parametrize("seed", [0, 1])
 def test_objective_matches_naive_dense_formulation(seed):

@@ -25,7 +25,13 @@ from sklearn.utils import Bunch, check_random_state
 __all__ = ["RemoteFile", "REMOTE_FILES", "get_data_home", "fetch_movielens", "make_ratings"]
 
 RemoteFile = namedtuple("RemoteFile", ["url", "sha256", "filename"])
-RemoteFile.__doc__ = "Archive to download: its URL, expected sha256 hex digest and file name."
+RemoteFile.__doc__ = """Archive to download: its URL, expected sha256 hex digest and file name.
+
+Examples
+--------
+>>> REMOTE_FILES["1m"].filename
+'ml-1m.zip'
+"""
 
 # Tests replace these entries (monkeypatch.setitem) to point at a local server.
 REMOTE_FILES = {

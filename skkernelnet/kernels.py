@@ -98,6 +98,20 @@ class Kernel(nn.Module):
         signed scales to such kernels so that its weights can be negative.
     positive_definite : bool
         Whether the kernel is positive (semi-)definite on ``R^d``.
+
+    Examples
+    --------
+    A kernel of one's own: subclass, list the hyperparameters, implement ``forward``.
+
+    >>> import torch
+    >>> from torch.nn.functional import normalize
+    >>> class CosineKernel(Kernel):
+    ...     def forward(self, U, V):
+    ...         return normalize(U, dim=1) @ normalize(V, dim=1).T
+    >>> CosineKernel()(torch.ones(2, 3), torch.ones(4, 3)).shape
+    torch.Size([2, 4])
+    >>> CosineKernel() + RBFKernel()
+    CosineKernel() + RBFKernel(gamma=1.0)
     """
 
     _hyperparameters: tuple[str, ...] = ()

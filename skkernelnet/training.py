@@ -45,6 +45,11 @@ class TrainingResult:
     stop_reason : str
         "converged", "max_iter", "no_improvement", "diverged", "interrupted"
         or "callback".
+
+    Examples
+    --------
+    >>> TrainingResult(n_iter=3, loss_curve=[3.0, 2.0, 1.0], best_loss=1.0).best_loss
+    1.0
     """
 
     n_iter: int = 0
@@ -82,6 +87,21 @@ class TrainingMonitor:
         line per iteration.
     description : str
         Label of the progress display.
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = torch.nn.Linear(3, 1)
+    >>> x, y = torch.randn(20, 3), torch.randn(20, 1)
+    >>> def closure():
+    ...     model.zero_grad()
+    ...     loss = torch.nn.functional.mse_loss(model(x), y)
+    ...     loss.backward()
+    ...     return loss.item()
+    >>> with TrainingMonitor(model, max_iter=30, tol=0.0) as monitor:
+    ...     lbfgs(list(model.parameters()), closure, monitor)
+    >>> monitor.result.n_iter <= 30, monitor.result.best_loss <= monitor.result.loss_curve[0]
+    (True, True)
     """
 
     def __init__(
@@ -250,6 +270,20 @@ def lbfgs(params, closure, monitor, *, history_size=10, gtol=1e-5, max_backtrack
         Stop when the largest absolute gradient entry falls below this.
     max_backtracks : int, default=20
         Halvings of the step before the line search gives up.
+
+    Examples
+    --------
+    >>> import torch
+    >>> w = torch.zeros(2, requires_grad=True)
+    >>> def closure():
+    ...     w.grad = None
+    ...     loss = ((w - torch.tensor([1.0, -2.0])) ** 2).sum()
+    ...     loss.backward()
+    ...     return loss.item()
+    >>> with TrainingMonitor(torch.nn.ParameterList([w]), max_iter=50) as monitor:
+    ...     lbfgs([w], closure, monitor)
+    >>> torch.allclose(w, torch.tensor([1.0, -2.0]), atol=1e-4)
+    True
     """
     params = [p for p in params if p.requires_grad]
     loss = closure()
@@ -329,6 +363,26 @@ def adam(params, batches, batch_closure, monitor, *, learning_rate=1e-3, betas=(
     monitor : TrainingMonitor
     learning_rate : float
     betas : tuple of float
+
+    Examples
+    --------
+    >>> import torch
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> model = torch.nn.Linear(2, 1)
+    >>> x = torch.randn(64, 2)
+    >>> y = x @ torch.tensor([[2.0], [-1.0]])
+    >>> def batches(epoch):
+    ...     return torch.randperm(64).split(16)
+    >>> def batch_closure(idx):
+    ...     loss = torch.nn.functional.mse_loss(model(x[idx]), y[idx])
+    ...     loss.backward()
+    ...     return loss.item() * len(idx), len(idx)
+    >>> with TrainingMonitor(model, max_iter=200, tol=0.0, n_iter_no_change=200) as monitor:
+    ...     _ = adam(list(model.parameters()), batches, batch_closure, monitor,
+    ...              learning_rate=0.05)
+    >>> monitor.result.loss_curve[-1] < 1e-2
+    True
     """
     optimizer = torch.optim.Adam(params, lr=learning_rate, betas=betas)
     epoch = 0

@@ -323,7 +323,7 @@ class _FiniteSupport(torch.autograd.Function):
     def backward(ctx, grad_K):
         U, V, K = ctx.saved_tensors
         # dK/du_i = 2 (v_j - u_i) / r^2 where K > 0
-        masked = grad_K * (K > 0)
+        masked = torch.where(K > 0, grad_K, 0.0)
         two_scale = 2.0 * ctx.scale
         grad_U = grad_V = None
         if ctx.needs_input_grad[0]:

@@ -39,6 +39,7 @@ __all__ = [
     "SparseInput",
     "csr_from_scipy",
     "reuse_kernel_matrices",
+    "half_squared_norm",
 ]
 
 
@@ -169,6 +170,31 @@ def reuse_kernel_matrices(module):
     finally:
         for layer in layers:
             layer.__dict__.pop("_kernel_cache", None)
+
+
+class _HalfSquaredNorm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        flat = x.reshape(-1)
+        return 0.5 * torch.dot(flat, flat)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return x * grad
+
+
+def half_squared_norm(x):
+    """``1/2 ||x||^2`` in one pass forward and one backward (penalties on large matrices).
+
+    Examples
+    --------
+    >>> import torch
+    >>> half_squared_norm(torch.tensor([3.0, 4.0]))
+    tensor(12.5000)
+    """
+    return _HalfSquaredNorm.apply(x)
 
 
 def _transpose_csr(csr):
@@ -302,7 +328,8 @@ class _SampledMatmul(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_x = index._csr(grad_csr_order) @ weight.T
         if ctx.needs_input_grad[1]:
-            grad_w = (index._csr_t(grad_csr_order) @ x).T
+            # contiguous, so that the element-wise backward of the gating stays fast
+            grad_w = (index._csr_t(grad_csr_order) @ x).T.contiguous()
         return grad_x, grad_w, None
 
 
@@ -554,12 +581,12 @@ class KernelLinear(nn.Module):
         """
         K = self.kernel_matrix()
         if self.W is not None:
-            free = 0.5 * self.W.pow(2).sum()
+            free = half_squared_norm(self.W)
         elif self.signed:
-            free = 0.5 * (self.input_scale.pow(2).sum() + self.output_scale.pow(2).sum())
+            free = half_squared_norm(self.input_scale) + half_squared_norm(self.output_scale)
         else:
             free = K.new_zeros(())
-        return free, 0.5 * K.pow(2).sum()
+        return free, half_squared_norm(K)
 
     @torch.no_grad()
     def sparsity(self):

@@ -67,7 +67,10 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
     (the default) a user-based autoencoder is trained alongside, in the same
     L-BFGS run, and the prediction is ``w * item-based + (1 - w) * user-based``
     with ``w`` fitted on the held-out ratings: the two views make different
-    errors, and the blend is markedly more accurate than either.
+    errors, and the blend is markedly more accurate than either. The networks
+    model the residual of the bias baseline ``global_mean_ + user_bias_ +
+    item_bias_`` (the input is still the raw ratings), which matters on sparse
+    data where many items have few ratings.
 
     ``X`` holds ``(user id, item id)`` pairs (any hashable ids), ``y`` the
     ratings; ``predict`` returns ratings clipped to the training range and
@@ -124,7 +127,7 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         ``transform`` and the embeddings come from it.
     blend : bool, default=True
         Also train the autoencoder of the other orientation and blend the two
-        predictions. False gives exactly the paper's single model.
+        predictions. False gives the paper's single autoencoder.
     handle_unknown : {"fallback", "error"}, default="fallback"
         How to predict for users or items not seen in fit: "fallback" uses the
         baseline estimate ``global mean + user bias + item bias`` with the
@@ -264,9 +267,9 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
             dtype=self._dtype,
         )
 
-    def _offset(self, user_idx):
-        """What the networks' outputs are added to: the global mean."""
-        return np.full(len(user_idx), self.global_mean_)
+    def _offset(self, user_idx, item_idx):
+        """What the networks' outputs are added to: the bias baseline of known indices."""
+        return self.global_mean_ + self.user_bias_[user_idx] + self.item_bias_[item_idx]
 
     # -- fitting -----------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
@@ -340,7 +343,7 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         for view, module in zip(views, modules):
             view.module = module
 
-        target = y - self._offset(user_idx)
+        target = y - self._offset(user_idx, item_idx)
         problems = [
             self._training_problem(view, user_idx, item_idx, y, target, train, val)
             for view in views
@@ -380,7 +383,8 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         validate = None
         if val is not None:
             y_val = y[problems[0]["val_order"]]
-            offset_val = self._offset(user_idx[problems[0]["val_order"]])
+            val_order = problems[0]["val_order"]
+            offset_val = self._offset(user_idx[val_order], item_idx[val_order])
 
             def validation_outputs():
                 outputs = [stash[v.orientation].cpu().numpy().astype(np.float64) for v in views]
@@ -471,7 +475,7 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         known = (user_idx >= 0) & (item_idx >= 0)
         pred = baseline_predict(self, user_idx, item_idx)
         u, i = user_idx[known], item_idx[known]
-        pred[known] = self._offset(u) + self._blended([v.output_at(u, i) for v in self._views()])
+        pred[known] = self._offset(u, i) + self._blended([v.output_at(u, i) for v in self._views()])
         return np.clip(pred, *self.rating_range_)
 
     # -- embeddings and recommendations ------------------------------------------------
@@ -580,7 +584,11 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         known = np.flatnonzero(user_idx >= 0)
         if known.size:
             outputs = [v.all_item_outputs(user_idx[known]) for v in self._views()]
-            block = self._offset(user_idx[known])[:, None] + self._blended(outputs)
+            n_items = len(self.item_ids_)
+            offset = self._offset(
+                np.repeat(user_idx[known], n_items), np.tile(np.arange(n_items), known.size)
+            )
+            block = offset.reshape(known.size, n_items) + self._blended(outputs)
             if exclude_seen:
                 seen = self._ratings[user_idx[known]].tocoo()
                 block[seen.row, seen.col] = -np.inf

@@ -129,8 +129,6 @@ def evaluate(make_model, X_train, y_train, X_test, y_test):
 
 def protocols(args):
     home = data_home()
-    if not args.quick:
-        pass
     splits = ["u1", "u2", "u3", "u4", "u5"] if args.all_100k_splits else ["u1"]
     runs = []
     for split in splits:

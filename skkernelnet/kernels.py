@@ -313,8 +313,9 @@ class _FiniteSupport(torch.autograd.Function):
         scale = 1.0 / (radius * radius)
         u_sq = (U * U).sum(dim=1, keepdim=True)
         v_sq = (V * V).sum(dim=1).unsqueeze(0)
-        # 1 - (|u|^2 + |v|^2 - 2 u.v) / r^2, clamped at zero
-        K = torch.addmm(1.0 - scale * (u_sq + v_sq), U, V.T, alpha=2.0 * scale).clamp_min_(0.0)
+        # 1 - (|u|^2 + |v|^2 - 2 u.v) / r^2, clamped to [0, 1] (rounding in the expansion
+        # can exceed 1 at coincident points)
+        K = torch.addmm(1.0 - scale * (u_sq + v_sq), U, V.T, alpha=2.0 * scale).clamp_(0.0, 1.0)
         ctx.save_for_backward(U, V, K)
         ctx.scale = scale
         return K

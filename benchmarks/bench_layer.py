@@ -45,7 +45,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from skkernelnet.layers import KernelLinear
+from skkernelnet.layers import KernelLinear, SparseInput
 
 IN_FEATURES, OUT_FEATURES, EMBEDDING_DIM, BATCH = 6040, 500, 5, 3706
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_layer.json"
@@ -136,13 +136,29 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs per layer first")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", type=Path, default=RESULTS, help="JSON file written")
+    parser.add_argument("--output", type=Path, default=None, help="JSON file written")
+    parser.add_argument(
+        "--density",
+        type=float,
+        default=None,
+        help="feed a sparse batch with this share of nonzeros (0.0402 is ML-1M's item-based "
+        "input): ours consumes it as CSR, the reference and nn.Linear its dense copy, as "
+        "the authors' code does",
+    )
     args = parser.parse_args(argv)
+    if args.output is None:
+        sparse_name = RESULTS.with_name("bench_layer_sparse.json")
+        args.output = RESULTS if args.density is None else sparse_name
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     dtype = torch.float32
     x = torch.randn(BATCH, IN_FEATURES, dtype=dtype)
+    x_ours = x
+    if args.density is not None:  # ratings-like: 1..5 at a random share of entries
+        mask = torch.rand(BATCH, IN_FEATURES) < args.density
+        x = torch.randint(1, 6, (BATCH, IN_FEATURES)).to(dtype) * mask
+        x_ours = SparseInput(x.to_sparse_csr())
     ours = KernelLinear(
         IN_FEATURES,
         OUT_FEATURES,
@@ -156,12 +172,12 @@ def main(argv=None):
         reference.u.copy_(ours.u)
         reference.v.copy_(ours.v)
         reference.W.copy_(ours.W)
-        max_diff = float((ours(x) - reference(x)).abs().max())
+        max_diff = float((ours(x_ours) - reference(x)).abs().max())
     linear = nn.Linear(IN_FEATURES, OUT_FEATURES, dtype=dtype)
 
     layer_runs = {
-        name: (lambda m=module: run_once(m, x))
-        for name, module in ((OURS, ours), (REF, reference), (LINEAR, linear))
+        name: (lambda m=module, inp=inp: run_once(m, inp))
+        for name, module, inp in ((OURS, ours, x_ours), (REF, reference, x), (LINEAR, linear, x))
     }
     results = _interleaved(layer_runs, args.repeats, args.warmup)
     grad = torch.randn(IN_FEATURES, OUT_FEATURES, dtype=dtype)
@@ -181,7 +197,8 @@ def main(argv=None):
     }
 
     print(
-        f"forward+backward, dense batch {BATCH} x {IN_FEATURES} -> {OUT_FEATURES}, "
+        f"forward+backward, {'dense' if args.density is None else f'sparse ({args.density:.2%})'} "
+        f"batch {BATCH} x {IN_FEATURES} -> {OUT_FEATURES}, "
         f"d={EMBEDDING_DIM}, float32, {torch.get_num_threads()} threads, "
         f"median of {args.repeats} (after {args.warmup} warm-up)"
     )
@@ -226,7 +243,7 @@ def main(argv=None):
             "in_features": IN_FEATURES,
             "out_features": OUT_FEATURES,
             "embedding_dim": EMBEDDING_DIM,
-            "input": "dense",
+            "input": "dense" if args.density is None else f"sparse, density {args.density}",
         },
         "repeats": args.repeats,
         "warmup": args.warmup,

@@ -7,7 +7,8 @@ digits, breast_cancer, wine, iris (accuracy) and diabetes (R^2). Rows:
 * ``KernelNet*`` with its default parameters (chosen by
   ``choose_tabular_defaults.py``, see ``docs/tabular_defaults.rst``);
 * ``KernelNet* gated``: the same with ``gated=True`` (a free weight per
-  connection times the kernel), for reference;
+  connection times the kernel), for reference; on diabetes also
+  ``early_stopping=True``, the remedy for small noisy data;
 * ``MLPClassifier`` / ``MLPRegressor`` with their default parameters but the
   same ``hidden_layer_sizes`` and ``max_iter`` as ours;
 * ``MLPRegressor`` inside ``TransformedTargetRegressor(StandardScaler())``: ours
@@ -84,6 +85,10 @@ def models(task, seed):
     return [
         ("KernelNetRegressor", ours),
         ("KernelNetRegressor gated", KernelNetRegressor(gated=True, random_state=seed)),
+        (
+            "KernelNetRegressor early_stopping",
+            KernelNetRegressor(early_stopping=True, random_state=seed),
+        ),
         ("MLPRegressor", mlp),
         (
             "MLPRegressor, y standardised",

@@ -67,7 +67,7 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
     (the default) a user-based autoencoder is trained alongside, in the same
     L-BFGS run, and the prediction is ``w * item-based + (1 - w) * user-based``
     with ``w`` fitted on the held-out ratings: the two views make different
-    errors, and the blend is markedly more accurate than either. The networks
+    errors, and the blend usually helps (see the user guide). The networks
     model the residual of the bias baseline ``global_mean_ + user_bias_ +
     item_bias_`` (the input is still the raw ratings), which matters on sparse
     data where many items have few ratings.
@@ -97,9 +97,8 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         ``mean(1/2 err^2) + alpha / sqrt(n) * sum_l 1/2 ||W_l||^2`` for ``n``
         observed training ratings, i.e. the reference's sum-of-squares loss
         with ``lambda_2 = alpha * sqrt(n)``. The reference's ``lambda_2 = 60``
-        on ML-1M (n = 900,188) is ``alpha = 0.063``; the square root (rather
-        than ``n``) is what makes the best penalties of ML-100K and ML-1M
-        agree (see the user guide).
+        on ML-1M (n = 900,188) is ``alpha = 0.063``; see the user guide for
+        the validation behind it and when to tune it.
     kernel_alpha : float, default=1.4e-5
         Penalty on every kernel matrix ``1/2 ||K_l||^2`` (the reference's
         ``lambda_s = kernel_alpha * sqrt(n)``), scaled likewise.

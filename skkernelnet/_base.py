@@ -101,9 +101,6 @@ class BaseKernelNet(BaseEstimator):
             self._random_state = check_random_state(self.random_state)
             self._seed = int(self._random_state.randint(np.iinfo(np.int32).max))
 
-    def _as_tensor(self, array):
-        return torch.as_tensor(np.asarray(array), dtype=self._dtype, device=self._device)
-
     def _train(
         self,
         module,

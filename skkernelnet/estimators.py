@@ -26,7 +26,7 @@ from sklearn.utils.validation import (
 )
 
 from ._base import BaseKernelNet, seeded
-from .layers import SparseInput
+from .layers import SparseInput, csr_from_scipy
 from .networks import KernelNetwork
 
 __all__ = ["KernelNetClassifier", "KernelNetRegressor"]
@@ -37,15 +37,7 @@ _PREDICT_CHUNK = 65536
 def _to_torch_input(X, dtype, device, prepared=False):
     """Dense ndarray -> Tensor; scipy sparse -> torch CSR (kept sparse), optionally prepared."""
     if sp.issparse(X):
-        X = sp.csr_matrix(X)
-        X.sort_indices()
-        tensor = torch.sparse_csr_tensor(
-            torch.as_tensor(X.indptr, dtype=torch.int64),
-            torch.as_tensor(X.indices, dtype=torch.int64),
-            torch.as_tensor(X.data),
-            X.shape,
-            dtype=dtype,
-        ).to(device)
+        tensor = csr_from_scipy(X, dtype, device)
         return SparseInput(tensor) if prepared else tensor
     return torch.as_tensor(np.ascontiguousarray(X), dtype=dtype, device=device)
 

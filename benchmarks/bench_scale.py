@@ -88,8 +88,8 @@ def main(argv=None):
     table = markdown_table(["items x users", "ratings", "parameters", "time per L-BFGS iteration",
                             "peak resident memory"], rows)
     print(table)
-    write_results("bench_scale", {"threads": args.threads, "iterations": args.iterations,
-                                  "results": results}, table)
+    payload = {"threads": args.threads, "iterations": args.iterations, "results": results}
+    return table, write_results("bench_scale", payload, table)
 
 
 if __name__ == "__main__":

@@ -60,10 +60,13 @@ class ReferencePort:
             ])
         return layers
 
-    def fit(self, R):
-        """R: dense (n_items, n_users) float32 tensor, zero where unobserved."""
+    def fit(self, R, init=None):
+        """R: dense (n_items, n_users) float32 tensor, zero where unobserved.
+
+        ``init``, a list of ``(u, v, W, b)`` per layer, replaces the random start.
+        """
         mask = (R > 0).to(torch.float32)
-        layers = self._init(R.shape[1])
+        layers = self._init(R.shape[1]) if init is None else init
         flat = [t for layer in layers for t in layer]
         shapes = [t.shape for t in flat]
         sizes = [t.numel() for t in flat]
@@ -83,7 +86,7 @@ class ReferencePort:
             grads = torch.autograd.grad(loss, [t for p in params for t in p])
             grad = np.concatenate([g.reshape(-1).numpy() for g in grads]).astype(np.float64)
             self.eval_times_.append(time.perf_counter() - start)
-            return float(loss), grad
+            return loss.item(), grad
 
         last = [time.perf_counter()]
 

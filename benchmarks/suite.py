@@ -1,16 +1,26 @@
 """The rating benchmark suite: skkernelnet against the baselines users would pick instead.
 
-One command runs every protocol on the same splits for every method and writes
-``results/suite.json`` (with versions, CPU, threads and date) and
-``results/suite.md`` (the tables the documentation includes)::
+One command runs every part and writes ``results/suite.json`` (with versions,
+CPU, threads and date) and ``results/suite.md`` (the tables the documentation
+includes)::
 
     python benchmarks/suite.py                 # everything (about an hour on 2 cores)
     python benchmarks/suite.py --quick         # ML-100K u1 and latest-small only
 
+Parts (``--parts``, default all of them):
+
+* ``accuracy``: the rating protocols below, every method on the same splits;
+* ``reference``: the naive dense port of the authors' code (``reference_port.py``)
+  on ML-1M seed 0, run for ``--reference-iterations`` L-BFGS-B iterations to time it
+  (its RMSE after so few iterations is not a result);
+* ``speed``: ``bench_cf_speed.py`` (one evaluation and one L-BFGS iteration at
+  ML-1M size against the naive dense formulation, arithmetic rate against matmul);
+* ``scale``: ``bench_scale.py`` (a synthetic matrix of MovieLens-10M's shape).
+
 Protocols (seeds fixed; test ratings used only for scoring; nothing tuned on them):
 
-* ``ml-100k-u1``: the official u1.base / u1.test split; ``ml-100k-u1..u5``
-  reports the mean over the five official splits (``--all-100k-splits``);
+* ``ml-100k``: the official u1.base / u1.test split, and the mean over the five
+  official splits u1..u5 (``--quick``: u1 only);
 * ``ml-1m``: random 90/10 splits of the ratings, seeds 0..4, mean and std;
 * ``ml-latest-small``: a random 90/10 split, seed 0.
 
@@ -40,6 +50,8 @@ from _common import data_home, markdown_table, write_results  # noqa: E402
 from skkernelnet import KernelCollaborativeFilter  # noqa: E402
 from skkernelnet.datasets import fetch_movielens  # noqa: E402
 from skkernelnet.recommender import RatingBaseline  # noqa: E402
+
+PARTS = ["accuracy", "reference", "speed", "scale"]
 
 
 class PeakMemory:
@@ -127,9 +139,38 @@ def evaluate(make_model, X_train, y_train, X_test, y_test):
     }
 
 
+def reference_port_row(X_train, y_train, X_test, y_test, iterations):
+    """The naive dense port on one split: R over every id of both parts, as the authors built it."""
+    from reference_port import ReferencePort
+
+    ids = [np.unique(np.concatenate([X_train[:, k], X_test[:, k]])) for k in (0, 1)]
+    users_train, items_train = (np.searchsorted(ids[k], X_train[:, k]) for k in (0, 1))
+    users_test, items_test = (np.searchsorted(ids[k], X_test[:, k]) for k in (0, 1))
+    R = torch.zeros(len(ids[1]), len(ids[0]))
+    R[items_train, users_train] = torch.as_tensor(y_train, dtype=torch.float32)
+    port = ReferencePort(max_iter=iterations)
+    with PeakMemory() as memory, threadpool_limits(limits=1, user_api="blas"):
+        start = time.perf_counter()
+        port.fit(R)
+        fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    pred = port.predict_matrix()[items_test, users_test].numpy()
+    predict_seconds = time.perf_counter() - start
+    err = pred - y_test
+    return {
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "mae": float(np.mean(np.abs(err))),
+        "fit_seconds": fit_seconds,
+        "predict_seconds": predict_seconds,
+        "peak_memory_mb": memory.peak / 2**20,
+        "iterations": port.n_iter_,
+        "median_iteration_seconds": float(np.median(port.iteration_times_[1:])),
+    }
+
+
 def protocols(args):
     home = data_home()
-    splits = ["u1", "u2", "u3", "u4", "u5"] if args.all_100k_splits else ["u1"]
+    splits = ["u1"] if args.quick else ["u1", "u2", "u3", "u4", "u5"]
     runs = []
     for split in splits:
         train = fetch_movielens("100k", subset="train", split=split, data_home=home)
@@ -155,16 +196,74 @@ def protocols(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="ML-100K u1 and latest-small only")
-    parser.add_argument("--all-100k-splits", action="store_true", help="u1..u5 instead of u1")
+    parser.add_argument("--quick", action="store_true",
+                        help="accuracy on ML-100K u1 and latest-small only")
+    parser.add_argument("--parts", nargs="+", default=PARTS, choices=PARTS)
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--reference-iterations", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.parts = ["accuracy"]
     torch.set_num_threads(args.threads)
     results, markdown = {}, []
+    if "accuracy" in args.parts:
+        accuracy(args, results, markdown)
+    if "reference" in args.parts:
+        data = fetch_movielens("1m", data_home=data_home())
+        split = train_test_split(data.data, data.target, test_size=0.1, random_state=0)
+        X_train, X_test, y_train, y_test = split
+        row = reference_port_row(X_train, y_train, X_test, y_test, args.reference_iterations)
+        results["reference port, ml-1m seed 0"] = row
+        print(f"reference port: {row}", flush=True)
+        markdown.append(
+            f"### Naive dense reference port, ML-1M seed 0, {row['iterations']} L-BFGS-B "
+            "iterations\n\n" + markdown_table(
+                ["fit time", "median iteration", "predict time", "peak memory",
+                 f"RMSE after {row['iterations']} iterations"],
+                [[f"{row['fit_seconds']:.1f} s", f"{row['median_iteration_seconds']:.2f} s",
+                  f"{row['predict_seconds']:.2f} s", f"{row['peak_memory_mb']:.0f} MB",
+                  f"{row['rmse']:.4f} (timing only: far from converged)"]]))
+    if "speed" in args.parts:
+        import bench_cf_speed
+
+        table, payload = bench_cf_speed.main(["--threads", str(args.threads)])
+        results["speed"] = {k: v for k, v in payload.items() if k != "environment"}
+        markdown.append("### Speed at ML-1M size (`bench_cf_speed.py`)\n\n" + table)
+    if "scale" in args.parts:
+        import bench_scale
+
+        table, payload = bench_scale.main(["--threads", str(args.threads),
+                                           "--fractions", "0.25", "0.5", "1"])
+        results["scale"] = {k: v for k, v in payload.items() if k != "environment"}
+        markdown.append("### Scale: MovieLens-10M's shape, synthetic (`bench_scale.py`)\n\n"
+                        + table)
+    write_results("suite", {"threads": args.threads, "parts": args.parts, "results": results},
+                  "\n".join(markdown))
+
+
+def summary_table(scores_by_method, pick=slice(None)):
+    """One row per method: mean (and std over several splits) of each column."""
+    rows = []
+    for name, scores in scores_by_method.items():
+        scores = scores[pick]
+
+        def stat(key, fmt, scores=scores):
+            values = [s[key] for s in scores]
+            text = fmt.format(np.mean(values))
+            spread = len(values) > 1 and key in ("rmse", "mae")
+            return text + (f" ± {np.std(values):.4f}" if spread else "")
+
+        rows.append([name, stat("rmse", "{:.4f}"), stat("mae", "{:.4f}"),
+                     stat("fit_seconds", "{:.1f} s"), stat("predict_seconds", "{:.2f} s"),
+                     stat("peak_memory_mb", "{:.0f} MB")])
+    return markdown_table(["method", "RMSE", "MAE", "fit time", "predict time", "peak memory"],
+                          rows)
+
+
+def accuracy(args, results, markdown):
     for protocol, runs, skip in protocols(args):
         results[protocol] = {}
-        table = []
         for name, make in methods(0, skip):
             scores = []
             for seed, X_train, y_train, X_test, y_test in runs:
@@ -173,20 +272,11 @@ def main(argv=None):
                 print(f"{protocol:<24} {name:<28} RMSE {scores[-1]['rmse']:.4f} "
                       f"fit {scores[-1]['fit_seconds']:.1f} s", flush=True)
             results[protocol][name] = scores
-
-            def stat(key, fmt, scores=scores):
-                values = [s[key] for s in scores]
-                text = fmt.format(np.mean(values))
-                return text + (f" ± {np.std(values):.4f}" if len(values) > 1 and key in
-                               ("rmse", "mae") else "")
-
-            table.append([name, stat("rmse", "{:.4f}"), stat("mae", "{:.4f}"),
-                          stat("fit_seconds", "{:.1f} s"), stat("predict_seconds", "{:.2f} s"),
-                          stat("peak_memory_mb", "{:.0f} MB")])
-        markdown.append(f"### {protocol}\n\n" + markdown_table(
-            ["method", "RMSE", "MAE", "fit time", "predict time", "peak memory"], table))
+        if protocol.startswith("ml-100k") and len(runs) > 1:  # u1 alone, then the mean
+            markdown.append("### ml-100k u1\n\n" + summary_table(results[protocol], slice(1)))
+            protocol = "ml-100k u1..u5, mean ± std over the five splits"
+        markdown.append(f"### {protocol}\n\n" + summary_table(results[protocol]))
         print(markdown[-1], flush=True)
-    write_results("suite", {"threads": args.threads, "results": results}, "\n".join(markdown))
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ scikit-learn, in two stages:
 breast_cancer, wine and iris. The grid is not a full product (hours on 2
 cores) but two rounds of coordinate search: round 1 tries, from a base
 configuration, each parameter's alternatives with everything else held at the
-base (kernel rbf/finite_support/linear, gated or not, embedding_dim,
-activation, lbfgs or adam, alpha, max_iter with tol), plus the reference's
+base (kernel rbf/finite_support/linear, gated or not, embedding_dim, the
+number of signed scales per neuron (scale_rank), activation, lbfgs or adam,
+alpha, max_iter with tol), plus the reference's
 gated layers at their own settings; round 2 repeats the variations that can
 interact around round 1's winner. Selection:
 
@@ -117,6 +118,7 @@ BASE = {
     "kernel": "rbf",
     "gated": False,
     "embedding_dim": 5,
+    "scale_rank": 1,
     "activation": "relu",
     "solver": "lbfgs",
     "alpha": 0.1,
@@ -136,6 +138,10 @@ ROUND_1 = [
     {"embedding_dim": 3},
     {"embedding_dim": 4},
     {"embedding_dim": 8},
+    # several signed scales per neuron, within the same parameter count (d + rank = 6)
+    {"scale_rank": 2, "embedding_dim": 4},
+    {"scale_rank": 3, "embedding_dim": 3},
+    {"scale_rank": 2},
     # activation
     {"activation": "tanh"},
     {"activation": "logistic"},
@@ -159,6 +165,9 @@ ROUND_2 = [
     {"gated": True},
     {"embedding_dim": 4},
     {"embedding_dim": 6},
+    {"scale_rank": 1, "embedding_dim": 5},
+    {"scale_rank": 2, "embedding_dim": 4},
+    {"scale_rank": 3, "embedding_dim": 3},
     {"activation": "tanh"},
     {"activation": "logistic"},
     {"solver": "adam"},

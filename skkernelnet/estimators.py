@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -16,6 +18,7 @@ from sklearn.base import (
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import (
@@ -53,6 +56,11 @@ def _solver_is_adam(estimator):
 class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseKernelNet):
     """Fit machinery for estimators that map rows of X to targets."""
 
+    _parameter_constraints: dict = {
+        **BaseKernelNet._parameter_constraints,
+        "scale_rank": [Interval(Integral, 1, None, closed="left")],
+    }
+
     def __init__(
         self,
         hidden_layer_sizes=(100,),
@@ -60,6 +68,7 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
         kernel="rbf",
         embedding_dim=5,
         gated=False,
+        scale_rank=1,
         activation="relu",
         solver="lbfgs",
         alpha=0.1,
@@ -81,6 +90,7 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
         self.kernel = kernel
         self.embedding_dim = embedding_dim
         self.gated = gated
+        self.scale_rank = scale_rank
         self.activation = activation
         self.solver = solver
         self.alpha = alpha
@@ -224,6 +234,7 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
                     embedding_dim=self.embedding_dim,
                     kernel=self.kernel,
                     gated=self.gated,
+                    scale_rank=self.scale_rank,
                     activation=self.activation,
                     device=self._device,
                     dtype=self._dtype,
@@ -421,6 +432,12 @@ default="rbf"
     gated : bool, default=False
         Multiply each kernel matrix into a free weight matrix (the
         reference's layer: more accurate, more parameters than a dense layer).
+    scale_rank : int, default=1
+        Signed scales per neuron of an ungated layer over a non-negative
+        kernel: the weight is ``K(U, V) * (A @ B.T)`` with ``A``, ``B`` of
+        ``scale_rank`` columns (``1``: ``a_i K_ij b_j``). Needs
+        ``gated=False`` and a non-negative kernel (rbf, laplacian,
+        finite_support).
     activation : {"identity", "logistic", "sigmoid", "tanh", "relu"}, default="relu"
         Hidden-layer activation.
     solver : {"lbfgs", "adam"}, default="lbfgs"
@@ -498,7 +515,7 @@ default="rbf"
     1345
     """
 
-    _parameter_constraints = {**BaseKernelNet._parameter_constraints}
+    _parameter_constraints = {**_TabularKernelNet._parameter_constraints}
 
     def _encode_targets(self, y, sample_weight, reset, classes=None):
         y_type = type_of_target(y, input_name="y")
@@ -707,8 +724,8 @@ class KernelNetRegressor(RegressorMixin, _TabularKernelNet):
 
     Parameters
     ----------
-    hidden_layer_sizes, kernel, embedding_dim, gated, activation, solver, alpha, \
-kernel_alpha, batch_size, learning_rate_init, max_iter, tol, n_iter_no_change, \
+    hidden_layer_sizes, kernel, embedding_dim, gated, scale_rank, activation, solver, \
+alpha, kernel_alpha, batch_size, learning_rate_init, max_iter, tol, n_iter_no_change, \
 early_stopping, validation_fraction, random_state, verbose, warm_start, device, dtype
         As for :class:`KernelNetClassifier`, with the same defaults; the loss
         is half the squared error of the standardised targets and early
@@ -751,7 +768,7 @@ early_stopping, validation_fraction, random_state, verbose, warm_start, device, 
     (10, (10, 5))
     """
 
-    _parameter_constraints = {**BaseKernelNet._parameter_constraints}
+    _parameter_constraints = {**_TabularKernelNet._parameter_constraints}
 
     def _encode_targets(self, y, sample_weight, reset, classes=None):
         y = np.asarray(y, dtype=np.float64)

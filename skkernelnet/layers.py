@@ -48,7 +48,8 @@ def kernel_weight(u, v, kernel, W=None, input_scale=None, output_scale=None):
 
     ``K(u, v)``, times the free weight ``W`` element-wise when given (the
     gated form), times ``input_scale[:, None] * output_scale[None, :]`` when
-    given (the signed form of an ungated layer over a non-negative kernel).
+    given (the signed form of an ungated layer over a non-negative kernel), or
+    times ``input_scale @ output_scale.T`` for scales with several channels.
 
     Parameters
     ----------
@@ -57,8 +58,8 @@ def kernel_weight(u, v, kernel, W=None, input_scale=None, output_scale=None):
     kernel : callable
         ``kernel(u, v) -> Tensor of shape (in_features, out_features)``.
     W : Tensor of shape (in_features, out_features), optional
-    input_scale : Tensor of shape (in_features,), optional
-    output_scale : Tensor of shape (out_features,), optional
+    input_scale : Tensor of shape (in_features,) or (in_features, r), optional
+    output_scale : Tensor of shape (out_features,) or (out_features, r), optional
 
     Returns
     -------
@@ -76,7 +77,10 @@ def kernel_weight(u, v, kernel, W=None, input_scale=None, output_scale=None):
     if W is not None:
         weight = W * weight
     if input_scale is not None:
-        weight = input_scale.unsqueeze(1) * weight * output_scale.unsqueeze(0)
+        if input_scale.dim() == 1:
+            weight = input_scale.unsqueeze(1) * weight * output_scale.unsqueeze(0)
+        else:
+            weight = weight * (input_scale @ output_scale.T)
     return weight
 
 
@@ -378,7 +382,11 @@ class KernelLinear(nn.Module):
     neuron, and uses ``weight[i, j] = a_i K(u_i, v_j) b_j``: ``in_features +
     out_features`` extra parameters, the kernel still decides the magnitudes
     and the sparsity pattern, and signs follow the neurons. Set ``signed=False``
-    to keep the pure kernel.
+    to keep the pure kernel. With ``scale_rank=r > 1`` each neuron has ``r``
+    scales and the weight is ``K(U, V) * (A @ B.T)`` for ``A`` of shape
+    (in_features, r) and ``B`` of shape (out_features, r): the signs then
+    vary from output neuron to output neuron instead of following one pattern,
+    for ``(r - 1) * (in_features + out_features)`` more parameters.
 
     Parameters
     ----------
@@ -398,6 +406,9 @@ class KernelLinear(nn.Module):
     signed : bool or None, default=None
         Learn signed neuron scales when ungated; ``None`` means "when the kernel
         is non-negative".
+    scale_rank : int, default=1
+        Number of signed scales per neuron (the rank of the sign-and-scale
+        matrix ``A @ B.T``); only for a signed layer.
     embedding_init_std : float or None, default=None
         Standard deviation of the truncated-normal initial embeddings. ``None``
         uses the reference ``1e-3`` when gated (so that ``K ~ 1`` and the layer
@@ -413,7 +424,9 @@ class KernelLinear(nn.Module):
     v : Parameter of shape (out_features, embedding_dim)
     W : Parameter of shape (in_features, out_features) or None
     input_scale, output_scale : Parameter or None
-        Signed scales of an ungated layer over a non-negative kernel.
+        Signed scales of an ungated layer over a non-negative kernel, of shape
+        (in_features,) and (out_features,), or (in_features, scale_rank) and
+        (out_features, scale_rank) when ``scale_rank > 1``.
     bias : Parameter of shape (out_features,) or None
 
     Examples
@@ -439,12 +452,14 @@ class KernelLinear(nn.Module):
         embedding_init_std=None,
         device=None,
         dtype=None,
+        scale_rank=1,
     ):
         super().__init__()
         for name, value in (
             ("in_features", in_features),
             ("out_features", out_features),
             ("embedding_dim", embedding_dim),
+            ("scale_rank", scale_rank),
         ):
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
@@ -458,13 +473,20 @@ class KernelLinear(nn.Module):
         self.signed = (not self.gated and self.kernel.nonnegative) if signed is None else signed
         if self.signed and self.gated:
             raise ValueError("signed scales are for ungated layers; a gated layer is signed by W.")
+        self.scale_rank = int(scale_rank)
+        if self.scale_rank > 1 and not self.signed:
+            raise ValueError(
+                f"scale_rank={scale_rank} needs signed scales, which only an ungated layer "
+                f"has (gated={self.gated}, signed={self.signed})."
+            )
         self.embedding_init_std = embedding_init_std
         self.u = nn.Parameter(torch.empty(in_features, embedding_dim, **factory))
         self.v = nn.Parameter(torch.empty(out_features, embedding_dim, **factory))
         self.W = nn.Parameter(torch.empty(in_features, out_features, **factory)) if gated else None
         if self.signed:
-            self.input_scale = nn.Parameter(torch.empty(in_features, **factory))
-            self.output_scale = nn.Parameter(torch.empty(out_features, **factory))
+            channels = () if self.scale_rank == 1 else (self.scale_rank,)
+            self.input_scale = nn.Parameter(torch.empty(in_features, *channels, **factory))
+            self.output_scale = nn.Parameter(torch.empty(out_features, *channels, **factory))
         else:
             self.register_parameter("input_scale", None)
             self.register_parameter("output_scale", None)
@@ -491,8 +513,11 @@ class KernelLinear(nn.Module):
         if self.W is not None:
             nn.init.uniform_(self.W, -glorot, glorot)
         if self.signed:
+            # a_i ~ unit variance, b_j Glorot over the r channels: (A B^T)_ij keeps the
+            # variance of the rank-1 case.
             nn.init.uniform_(self.input_scale, -math.sqrt(3.0), math.sqrt(3.0))
-            nn.init.uniform_(self.output_scale, -glorot, glorot)
+            bound = glorot / math.sqrt(self.scale_rank)
+            nn.init.uniform_(self.output_scale, -bound, bound)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
@@ -605,4 +630,5 @@ class KernelLinear(nn.Module):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"embedding_dim={self.embedding_dim}, gated={self.gated}, "
             f"signed={self.signed}, bias={self.bias is not None}"
+            + (f", scale_rank={self.scale_rank}" if self.scale_rank != 1 else "")
         )

@@ -61,6 +61,9 @@ class KernelNetwork(nn.Module):
         Activation after the last layer.
     device, dtype
         As for :class:`torch.nn.Linear`.
+    scale_rank : int, default=1
+        Signed scales per neuron of ungated layers over a non-negative kernel
+        (see :class:`KernelLinear`).
 
     Examples
     --------
@@ -85,6 +88,7 @@ class KernelNetwork(nn.Module):
         output_activation="identity",
         device=None,
         dtype=None,
+        scale_rank=1,
     ):
         super().__init__()
         sizes = [n_inputs, *hidden_layer_sizes, n_outputs]
@@ -95,6 +99,7 @@ class KernelNetwork(nn.Module):
                 embedding_dim=embedding_dim,
                 kernel=kernel,
                 gated=gated,
+                scale_rank=scale_rank,
                 device=device,
                 dtype=dtype,
             )

@@ -650,6 +650,12 @@ def test_feature_embeddings_and_parameter_count():
     assert clf.n_free_parameters_ == clf.module_.n_free_parameters() == expected
     gated = KernelNetClassifier(**{**FAST, "embedding_dim": 3, "gated": True}).fit(X, y)
     assert gated.n_free_parameters_ == expected - (4 + 16 + 16 + 3) + 4 * 16 + 16 * 3
+    # scale_rank=2: one more signed scale per neuron in every layer
+    rank2 = KernelNetClassifier(**{**FAST, "embedding_dim": 3, "scale_rank": 2}).fit(X, y)
+    assert rank2.n_free_parameters_ == expected + (4 + 16) + (16 + 3)
+    assert rank2.module_.layers[0].input_scale.shape == (4, 2)
+    with pytest.raises(ValueError, match="scale_rank=2 needs signed scales"):
+        KernelNetClassifier(**{**FAST, "scale_rank": 2, "gated": True}).fit(X, y)
 
 
 @pytest.mark.parametrize("kernel", ["rbf", "finite_support", "linear", "laplacian", "poly"])

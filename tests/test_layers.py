@@ -64,6 +64,7 @@ CONFIGS = {
     "ungated_signed_rbf": dict(kernel="rbf", gated=False),
     "ungated_linear": dict(kernel="linear", gated=False),
     "gated_rbf_no_bias": dict(kernel="rbf", gated=True, bias=False),
+    "ungated_rbf_scale_rank_3": dict(kernel="rbf", gated=False, scale_rank=3),
 }
 
 
@@ -114,6 +115,39 @@ def test_ungated_nonnegative_kernel_gets_signed_scales(kernel):
     pure = KernelLinear(20, 30, embedding_dim=2, kernel=kernel, gated=False, signed=False)
     assert not pure.signed and pure.input_scale is None
     assert (pure.weight >= 0).all() and torch.equal(pure.weight, pure.kernel_matrix())
+
+
+def test_scale_rank_gives_each_output_neuron_its_own_signs():
+    torch.manual_seed(0)
+    layer = KernelLinear(20, 30, embedding_dim=2, kernel="rbf", gated=False, scale_rank=3)
+    A, B = layer.input_scale, layer.output_scale
+    assert A.shape == (20, 3) and B.shape == (30, 3)
+    torch.testing.assert_close(layer.weight, layer.kernel_matrix() * (A @ B.T))
+    x = torch.randn(4, 20)
+    torch.testing.assert_close(layer(x), x @ layer.weight + layer.bias)
+    # rank 1 ties every output neuron to one sign pattern over the inputs; rank 3 does not
+    signs = torch.sign(layer.weight)
+    assert torch.linalg.matrix_rank(signs) > 1
+    rank1 = KernelLinear(20, 30, embedding_dim=2, kernel="rbf", gated=False)
+    assert torch.linalg.matrix_rank(torch.sign(rank1.weight)) == 1
+    # same variance of the scale product as rank 1 (2000 x 300 for the statistics)
+    big = KernelLinear(2000, 300, kernel="rbf", gated=False, scale_rank=4)
+    glorot_var = 2.0 / 2300  # Var(a b) = 1 * glorot^2 / 3 summed over the channels
+    product = big.input_scale @ big.output_scale.T
+    assert product.var().item() == pytest.approx(glorot_var, rel=0.1)
+    assert "scale_rank=4" in repr(big) and "scale_rank" not in repr(rank1)
+    n_params = sum(p.numel() for p in big.parameters())
+    assert n_params == (2000 + 300) * (5 + 4) + 300
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(kernel="rbf", gated=True), dict(kernel="linear", gated=False),
+     dict(kernel="rbf", gated=False, signed=False)],
+)
+def test_scale_rank_needs_signed_scales(kwargs):
+    with pytest.raises(ValueError, match="scale_rank=2 needs signed scales"):
+        KernelLinear(3, 2, scale_rank=2, **kwargs)
 
 
 def test_signed_default_logic():
@@ -169,6 +203,7 @@ def test_gated_weight_is_free_weight_times_kernel():
         (dict(in_features=2, out_features=2.0), "out_features .* got 2.0"),
         (dict(in_features=True, out_features=2), "in_features .* got True"),
         (dict(in_features=2, out_features=2, embedding_dim=0), "embedding_dim .* got 0"),
+        (dict(in_features=2, out_features=2, scale_rank=0), "scale_rank .* got 0"),
         (dict(in_features=2, out_features=2, kernel="nope"), "unknown kernel 'nope'"),
     ],
 )

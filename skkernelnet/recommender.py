@@ -92,7 +92,7 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
     solver : {"lbfgs"}, default="lbfgs"
         Full-batch L-BFGS (the only solver of this estimator; the parameter
         exists for consistency with the other estimators).
-    alpha : float, default=0.065
+    alpha : float, default=0.045
         L2 penalty on every free weight matrix, scale-free: the objective is
         ``mean(1/2 err^2) + alpha / sqrt(n) * sum_l 1/2 ||W_l||^2`` for ``n``
         observed training ratings, i.e. the reference's sum-of-squares loss
@@ -190,7 +190,7 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         gated=True,
         activation="logistic",
         solver="lbfgs",
-        alpha=0.065,
+        alpha=0.045,
         kernel_alpha=1.4e-5,
         batch_size="auto",
         learning_rate_init=1e-3,

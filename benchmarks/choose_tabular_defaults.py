@@ -162,7 +162,7 @@ ROUND_1 = [
 # Round 2, around round 1's winner: the factors that can interact with it.
 ROUND_2 = [
     {"kernel": "finite_support"},
-    {"gated": True},
+    {"gated": True, "scale_rank": 1},  # a gated layer is signed by W
     {"embedding_dim": 4},
     {"embedding_dim": 6},
     {"scale_rank": 1, "embedding_dim": 5},

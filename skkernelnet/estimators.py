@@ -434,10 +434,11 @@ default="rbf"
         reference's layer: more accurate, more parameters than a dense layer).
     scale_rank : int, default=1
         Signed scales per neuron of an ungated layer over a non-negative
-        kernel: the weight is ``K(U, V) * (A @ B.T)`` with ``A``, ``B`` of
-        ``scale_rank`` columns (``1``: ``a_i K_ij b_j``). Needs
-        ``gated=False`` and a non-negative kernel (rbf, laplacian,
-        finite_support).
+        kernel (rbf, laplacian, finite_support): the weight is
+        ``K(U, V) * (A @ B.T)`` with ``A``, ``B`` of ``scale_rank`` columns
+        (``1``: ``a_i K_ij b_j``), so that hidden units need not share one
+        sign pattern. Ignored when ``gated`` or for kernels that take both
+        signs, which have no such scales.
     activation : {"identity", "logistic", "sigmoid", "tanh", "relu"}, default="relu"
         Hidden-layer activation.
     solver : {"lbfgs", "adam"}, default="lbfgs"

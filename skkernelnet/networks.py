@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .kernels import get_kernel
 from .layers import KernelLinear
 
 __all__ = ["KernelNetwork", "ACTIVATIONS", "get_activation"]
@@ -63,7 +64,8 @@ class KernelNetwork(nn.Module):
         As for :class:`torch.nn.Linear`.
     scale_rank : int, default=1
         Signed scales per neuron of ungated layers over a non-negative kernel
-        (see :class:`KernelLinear`).
+        (see :class:`KernelLinear`); ignored by layers that have no signed
+        scales (gated, or a kernel that takes both signs).
 
     Examples
     --------
@@ -92,6 +94,8 @@ class KernelNetwork(nn.Module):
     ):
         super().__init__()
         sizes = [n_inputs, *hidden_layer_sizes, n_outputs]
+        if gated or not get_kernel(kernel).nonnegative:
+            scale_rank = 1  # no signed scales to have several of
         self.layers = nn.ModuleList(
             KernelLinear(
                 n_in,

@@ -654,8 +654,13 @@ def test_feature_embeddings_and_parameter_count():
     rank2 = KernelNetClassifier(**{**FAST, "embedding_dim": 3, "scale_rank": 2}).fit(X, y)
     assert rank2.n_free_parameters_ == expected + (4 + 16) + (16 + 3)
     assert rank2.module_.layers[0].input_scale.shape == (4, 2)
-    with pytest.raises(ValueError, match="scale_rank=2 needs signed scales"):
-        KernelNetClassifier(**{**FAST, "scale_rank": 2, "gated": True}).fit(X, y)
+    # no signed scales to multiply: gated layers and signed kernels ignore scale_rank
+    for other in ({"gated": True}, {"kernel": "linear"}):
+        clf = KernelNetClassifier(**{**FAST, "embedding_dim": 3, "scale_rank": 2, **other})
+        reference = KernelNetClassifier(**{**FAST, "embedding_dim": 3, **other})
+        clf.fit(X, y)
+        assert clf.n_free_parameters_ == reference.fit(X, y).n_free_parameters_
+        assert all(layer.input_scale is None for layer in clf.module_.layers)
 
 
 @pytest.mark.parametrize("kernel", ["rbf", "finite_support", "linear", "laplacian", "poly"])

@@ -66,17 +66,17 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
         hidden_layer_sizes=(100,),
         *,
         kernel="rbf",
-        embedding_dim=5,
+        embedding_dim=4,
         gated=False,
-        scale_rank=1,
+        scale_rank=2,
         activation="relu",
         solver="lbfgs",
         alpha=0.1,
         kernel_alpha=0.0,
         batch_size="auto",
         learning_rate_init=1e-3,
-        max_iter=1000,
-        tol=1e-6,
+        max_iter=500,
+        tol=1e-5,
         n_iter_no_change=10,
         early_stopping=False,
         validation_fraction=0.1,
@@ -386,8 +386,8 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
         >>> clf = KernelNetClassifier(
         ...     hidden_layer_sizes=(16,), embedding_dim=3, gated=False, kernel="rbf"
         ... ).fit(X, y)
-        >>> # each layer: (n_in + n_out) * (embedding_dim + 1) plus n_out biases
-        >>> clf.n_free_parameters_ == (4 + 16) * 4 + 16 + (16 + 3) * 4 + 3
+        >>> # each layer: (n_in + n_out) * (embedding_dim + scale_rank) plus n_out biases
+        >>> clf.n_free_parameters_ == (4 + 16) * 5 + 16 + (16 + 3) * 5 + 3
         True
         """
         check_is_fitted(self, "module_")
@@ -403,22 +403,20 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
 class KernelNetClassifier(ClassifierMixin, _TabularKernelNet):
     """Multilayer perceptron classifier whose weight matrices are kernelized.
 
-    Every layer's weight ``W_ij`` is ``a_i K(u_i, v_j) b_j`` for learned neuron
-    embeddings ``u_i``, ``v_j`` and signed neuron scales ``a_i``, ``b_j`` (by
-    default), or ``W_ij K(u_i, v_j)`` with a free weight ``W_ij`` when
-    ``gated``; see :class:`~skkernelnet.layers.KernelLinear`. The interface
-    follows :class:`sklearn.neural_network.MLPClassifier`.
+    Every layer's weight matrix is ``K(U, V) * (A @ B.T)``: a kernel between
+    learned neuron embeddings ``u_i``, ``v_j`` times a product of signed
+    neuron scales with ``scale_rank`` columns (by default), or
+    ``W_ij K(u_i, v_j)`` with a free weight ``W_ij`` when ``gated``; see
+    :class:`~skkernelnet.layers.KernelLinear`. The interface follows
+    :class:`sklearn.neural_network.MLPClassifier`.
 
     The defaults were chosen by cross-validation on scikit-learn's bundled
     datasets (``benchmarks/choose_tabular_defaults.py``, see
     :ref:`tabular_defaults`): ungated layers have ``(n_in + n_out) *
-    (embedding_dim + 1)`` parameters instead of ``n_in * n_out``, under a
-    quarter of an MLP of the same sizes on digits, for an accuracy 1 to 3
-    points lower; ``gated=True`` matches the MLP's accuracy with slightly more
-    parameters than it. An ungated fit occasionally ends in a poor local
-    minimum (every hidden unit sees its inputs with the same signs, up to a
-    global flip); another ``random_state``, wider layers or ``gated=True``
-    get out of it.
+    (embedding_dim + scale_rank)`` parameters instead of ``n_in * n_out``,
+    under a quarter of an MLP of the same sizes on digits, for an accuracy
+    about one point lower; ``gated=True`` matches the MLP's accuracy with
+    slightly more parameters than it.
 
     Parameters
     ----------
@@ -427,12 +425,12 @@ class KernelNetClassifier(ClassifierMixin, _TabularKernelNet):
     kernel : {"linear", "poly", "rbf", "laplacian", "finite_support"}, Kernel or callable, \
 default="rbf"
         Kernel of every layer.
-    embedding_dim : int, default=5
+    embedding_dim : int, default=4
         Dimension of the neuron embeddings.
     gated : bool, default=False
         Multiply each kernel matrix into a free weight matrix (the
         reference's layer: more accurate, more parameters than a dense layer).
-    scale_rank : int, default=1
+    scale_rank : int, default=2
         Signed scales per neuron of an ungated layer over a non-negative
         kernel (rbf, laplacian, finite_support): the weight is
         ``K(U, V) * (A @ B.T)`` with ``A``, ``B`` of ``scale_rank`` columns
@@ -447,7 +445,7 @@ default="rbf"
         L2 penalty on the free parameters (``W`` when gated, else the signed
         scales), divided by the number of samples as in scikit-learn. Much
         larger values can shrink an ungated network to a constant on small
-        data sets.
+        data sets. :class:`KernelNetRegressor`'s default is 1.0.
     kernel_alpha : float, default=0.0
         Penalty ``1/2 ||K(U, V)||^2`` on each kernel matrix (the reference's
         lambda_s), scaled like ``alpha``.
@@ -455,9 +453,9 @@ default="rbf"
         Mini-batch size for "adam"; "auto" is ``min(200, n_samples)``.
     learning_rate_init : float, default=1e-3
         Adam's step size.
-    max_iter : int, default=1000
+    max_iter : int, default=500
         L-BFGS iterations or Adam epochs.
-    tol : float, default=1e-6
+    tol : float, default=1e-5
         Minimum improvement of the loss (or validation score) that counts.
         Small, because L-BFGS improves an ungated network slowly but steadily.
     n_iter_no_change : int, default=10
@@ -511,7 +509,7 @@ default="rbf"
     >>> clf.predict_proba(X[:1]).shape
     (1, 3)
     >>> clf.feature_embeddings_.shape
-    (4, 5)
+    (4, 4)
     >>> clf.n_free_parameters_  # (4 + 100) * 6 + 100 + (100 + 3) * 6 + 3
     1345
     """
@@ -725,16 +723,18 @@ class KernelNetRegressor(RegressorMixin, _TabularKernelNet):
 
     Parameters
     ----------
+    alpha : float, default=1.0
+        L2 penalty on the free parameters, as for
+        :class:`KernelNetClassifier` but with a larger default: chosen on
+        diabetes among the values that still fit small clean data
+        (:ref:`tabular_defaults`); larger values shrink the network to a
+        constant there.
     hidden_layer_sizes, kernel, embedding_dim, gated, scale_rank, activation, solver, \
-alpha, kernel_alpha, batch_size, learning_rate_init, max_iter, tol, n_iter_no_change, \
+kernel_alpha, batch_size, learning_rate_init, max_iter, tol, n_iter_no_change, \
 early_stopping, validation_fraction, random_state, verbose, warm_start, device, dtype
         As for :class:`KernelNetClassifier`, with the same defaults; the loss
         is half the squared error of the standardised targets and early
-        stopping watches the validation R^2. On small noisy data the defaults
-        overfit (R^2 about -0.16 on diabetes): ``early_stopping=True`` or a
-        larger ``alpha`` (1.0 gives 0.46 there) help, but a large ``alpha``
-        shrinks the network to a constant on small clean data
-        (:ref:`tabular_defaults`).
+        stopping watches the validation R^2.
 
     Attributes
     ----------
@@ -766,10 +766,59 @@ early_stopping, validation_fraction, random_state, verbose, warm_start, device, 
     >>> reg.predict(X[300:303]).shape
     (3,)
     >>> reg[-1].n_features_in_, reg[-1].feature_embeddings_.shape
-    (10, (10, 5))
+    (10, (10, 4))
     """
 
     _parameter_constraints = {**_TabularKernelNet._parameter_constraints}
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        *,
+        kernel="rbf",
+        embedding_dim=4,
+        gated=False,
+        scale_rank=2,
+        activation="relu",
+        solver="lbfgs",
+        alpha=1.0,
+        kernel_alpha=0.0,
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        max_iter=500,
+        tol=1e-5,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        device="cpu",
+        dtype="float64",
+    ):
+        super().__init__(
+            hidden_layer_sizes,
+            kernel=kernel,
+            embedding_dim=embedding_dim,
+            gated=gated,
+            scale_rank=scale_rank,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            kernel_alpha=kernel_alpha,
+            batch_size=batch_size,
+            learning_rate_init=learning_rate_init,
+            max_iter=max_iter,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            random_state=random_state,
+            verbose=verbose,
+            warm_start=warm_start,
+            device=device,
+            dtype=dtype,
+        )
 
     def _encode_targets(self, y, sample_weight, reset, classes=None):
         y = np.asarray(y, dtype=np.float64)
@@ -816,7 +865,8 @@ early_stopping, validation_fraction, random_state, verbose, warm_start, device, 
         >>> rng = np.random.RandomState(0)
         >>> X = rng.uniform(-1, 1, size=(200, 2))
         >>> Y = np.column_stack([X.sum(axis=1), 100 * X[:, 0] * X[:, 1]])
-        >>> reg = KernelNetRegressor(random_state=0).fit(X, Y)
+        >>> # clean data: a smaller penalty than the default, which suits noisy data
+        >>> reg = KernelNetRegressor(alpha=0.1, random_state=0).fit(X, Y)
         >>> reg.predict(X[:3]).shape
         (3, 2)
         >>> reg.score(X, Y) > 0.9

@@ -638,7 +638,9 @@ def test_transform_in_a_pipeline():
 
 def test_feature_embeddings_and_parameter_count():
     X, y = _iris()
-    clf = KernelNetClassifier(**{**FAST, "embedding_dim": 3, "gated": False, "kernel": "rbf"})
+    clf = KernelNetClassifier(
+        **{**FAST, "embedding_dim": 3, "gated": False, "kernel": "rbf", "scale_rank": 1}
+    )
     clf.fit(X, y)
     emb = clf.feature_embeddings_
     assert emb.shape == (4, 3)
@@ -651,7 +653,7 @@ def test_feature_embeddings_and_parameter_count():
     gated = KernelNetClassifier(**{**FAST, "embedding_dim": 3, "gated": True}).fit(X, y)
     assert gated.n_free_parameters_ == expected - (4 + 16 + 16 + 3) + 4 * 16 + 16 * 3
     # scale_rank=2: one more signed scale per neuron in every layer
-    rank2 = KernelNetClassifier(**{**FAST, "embedding_dim": 3, "scale_rank": 2}).fit(X, y)
+    rank2 = KernelNetClassifier(**{**FAST, "embedding_dim": 3}).fit(X, y)  # scale_rank=2
     assert rank2.n_free_parameters_ == expected + (4 + 16) + (16 + 3)
     assert rank2.module_.layers[0].input_scale.shape == (4, 2)
     # no signed scales to multiply: gated layers and signed kernels ignore scale_rank

@@ -6,7 +6,8 @@ Accuracy against the number of free parameters
 A dense layer from :math:`n_\text{in}` to :math:`n_\text{out}` neurons trains
 :math:`n_\text{in} n_\text{out}` weights. An ungated kernelized layer trains a
 point of ``embedding_dim`` numbers per neuron (and, for kernels that are never
-negative, a signed scale): :math:`(n_\text{in} + n_\text{out})(d + 1)` numbers.
+negative, ``scale_rank`` signed scales): :math:`(n_\text{in} + n_\text{out})(d + r)`
+numbers.
 How much accuracy does that compression cost?
 
 This example trains one-hidden-layer networks of several widths on the digits:
@@ -37,7 +38,7 @@ X = X / 16.0
 X_train, X_test, y_train, y_test = train_test_split(X, y, stratify=y, random_state=0)
 
 widths = [8, 16, 32, 64, 128]
-dense, kernelized = "MLPClassifier (dense)", "KernelNetClassifier, ungated RBF, d=3"
+dense, kernelized = "MLPClassifier (dense)", "KernelNetClassifier, ungated RBF, d=3, r=2"
 curves = {dense: [], kernelized: []}
 for width in widths:
     with warnings.catch_warnings():  # a few fits stop at max_iter; that is the budget

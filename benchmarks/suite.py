@@ -120,8 +120,7 @@ def methods(seed, skip):
     return rows
 
 
-def evaluate(make_model, X_train, y_train, X_test, y_test):
-    model = make_model()
+def evaluate(model, X_train, y_train, X_test, y_test):
     with PeakMemory() as memory, threadpool_limits(limits=1, user_api="blas"):
         start = time.perf_counter()
         model.fit(X_train, y_train)
@@ -139,33 +138,36 @@ def evaluate(make_model, X_train, y_train, X_test, y_test):
     }
 
 
-def reference_port_row(X_train, y_train, X_test, y_test, iterations):
-    """The naive dense port on one split: R over every id of both parts, as the authors built it."""
-    from reference_port import ReferencePort
+class ReferencePortModel:
+    """The naive dense port behind fit/predict; R spans ``ids`` (users, items) of both parts,
+    as the authors built it."""
 
+    def __init__(self, user_ids, item_ids, iterations):
+        self.ids, self.iterations = (user_ids, item_ids), iterations
+
+    def _rows_cols(self, X):
+        return (np.searchsorted(self.ids[1], X[:, 1]), np.searchsorted(self.ids[0], X[:, 0]))
+
+    def fit(self, X, y):
+        from reference_port import ReferencePort
+
+        R = torch.zeros(len(self.ids[1]), len(self.ids[0]))
+        R[self._rows_cols(X)] = torch.as_tensor(y, dtype=torch.float32)
+        self.port_ = ReferencePort(max_iter=self.iterations).fit(R)
+        return self
+
+    def predict(self, X):
+        return self.port_.predict_matrix()[self._rows_cols(X)].numpy()
+
+
+def reference_port_row(X_train, y_train, X_test, y_test, iterations):
+    """The naive dense port on one split, timed for ``iterations`` L-BFGS-B iterations."""
     ids = [np.unique(np.concatenate([X_train[:, k], X_test[:, k]])) for k in (0, 1)]
-    users_train, items_train = (np.searchsorted(ids[k], X_train[:, k]) for k in (0, 1))
-    users_test, items_test = (np.searchsorted(ids[k], X_test[:, k]) for k in (0, 1))
-    R = torch.zeros(len(ids[1]), len(ids[0]))
-    R[items_train, users_train] = torch.as_tensor(y_train, dtype=torch.float32)
-    port = ReferencePort(max_iter=iterations)
-    with PeakMemory() as memory, threadpool_limits(limits=1, user_api="blas"):
-        start = time.perf_counter()
-        port.fit(R)
-        fit_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    pred = port.predict_matrix()[items_test, users_test].numpy()
-    predict_seconds = time.perf_counter() - start
-    err = pred - y_test
-    return {
-        "rmse": float(np.sqrt(np.mean(err**2))),
-        "mae": float(np.mean(np.abs(err))),
-        "fit_seconds": fit_seconds,
-        "predict_seconds": predict_seconds,
-        "peak_memory_mb": memory.peak / 2**20,
-        "iterations": port.n_iter_,
-        "median_iteration_seconds": float(np.median(port.iteration_times_[1:])),
-    }
+    model = ReferencePortModel(*ids, iterations)
+    row = evaluate(model, X_train, y_train, X_test, y_test)
+    row["iterations"] = model.port_.n_iter_
+    row["median_iteration_seconds"] = float(np.median(model.port_.iteration_times_[1:]))
+    return row
 
 
 def protocols(args):
@@ -268,7 +270,7 @@ def accuracy(args, results, markdown):
             scores = []
             for seed, X_train, y_train, X_test, y_test in runs:
                 maker = make if seed == 0 else dict(methods(seed, skip))[name]
-                scores.append(evaluate(maker, X_train, y_train, X_test, y_test))
+                scores.append(evaluate(maker(), X_train, y_train, X_test, y_test))
                 print(f"{protocol:<24} {name:<28} RMSE {scores[-1]['rmse']:.4f} "
                       f"fit {scores[-1]['fit_seconds']:.1f} s", flush=True)
             results[protocol][name] = scores

@@ -5,8 +5,9 @@ and density (10,677 items x 69,878 users, about 9M training ratings, skewed
 popularity); the default model (item-based, 500-500, float32) is then fitted
 for a few L-BFGS iterations without early stopping. Reported: time per
 iteration (median, the first excluded as warm-up), peak resident memory of the
-process, and the same figures at smaller fractions of the users (``--fractions``)
-so that growth can be read against the number of ratings.
+process (each size is fitted in a fresh process), and the same figures at
+smaller fractions of the users (``--fractions``) so that growth can be read
+against the number of ratings.
 
     python benchmarks/bench_scale.py [--iterations 4] [--fractions 0.25 0.5 1]
 """
@@ -14,6 +15,8 @@ so that growth can be read against the number of ratings.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import multiprocessing
 import resource
 import statistics
 import sys
@@ -61,11 +64,24 @@ def run(fraction, iterations, seed=0):
         "n_users": n_users,
         "n_items": N_ITEMS,
         "n_ratings": len(y),
-        "n_parameters": model.module_.n_free_parameters(),
+        "n_parameters": model.module_.n_free_parameters()
+        + (model.blend_module_.n_free_parameters() if model.blend_module_ is not None else 0),
         "fit_seconds": time.perf_counter() - start,
         "iteration_seconds": statistics.median(times[1:]) if len(times) > 1 else times[0],
         "peak_rss_mb": peak_rss_mb(),
     }
+
+
+def run_isolated(fraction, iterations, threads):
+    """``run`` in a fresh process, so that its peak resident memory is its own."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(_child, fraction, iterations, threads).result()
+
+
+def _child(fraction, iterations, threads):
+    torch.set_num_threads(threads)
+    return run(fraction, iterations)
 
 
 def main(argv=None):
@@ -77,7 +93,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     results = []
     for fraction in sorted(args.fractions):
-        results.append(run(fraction, args.iterations))
+        results.append(run_isolated(fraction, args.iterations, args.threads))
         r = results[-1]
         print(f"{r['n_users']:,} users, {r['n_ratings']:,} ratings: "
               f"{r['iteration_seconds']:.1f} s per iteration, peak RSS {r['peak_rss_mb']:.0f} MB",

@@ -274,10 +274,11 @@ def accuracy(args, results, markdown):
                 print(f"{protocol:<24} {name:<28} RMSE {scores[-1]['rmse']:.4f} "
                       f"fit {scores[-1]['fit_seconds']:.1f} s", flush=True)
             results[protocol][name] = scores
+        title = protocol
         if protocol.startswith("ml-100k") and len(runs) > 1:  # u1 alone, then the mean
             markdown.append("### ml-100k u1\n\n" + summary_table(results[protocol], slice(1)))
-            protocol = "ml-100k u1..u5, mean ± std over the five splits"
-        markdown.append(f"### {protocol}\n\n" + summary_table(results[protocol]))
+            title = "ml-100k u1..u5, mean ± std over the five splits"
+        markdown.append(f"### {title}\n\n" + summary_table(results[protocol]))
         print(markdown[-1], flush=True)
 
 

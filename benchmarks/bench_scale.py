@@ -4,7 +4,8 @@
 and density (10,677 items x 69,878 users, about 9M training ratings, skewed
 popularity); the default model (item-based, 500-500, float32) is then fitted
 for a few L-BFGS iterations without early stopping. Reported: time per
-iteration (median, the first excluded as warm-up), peak resident memory of the
+iteration (median, the first excluded as warm-up), the objective evaluations each
+iteration needed (line-search steps) and the time per evaluation, peak resident memory of the
 process (each size is fitted in a fresh process), and the same figures at
 smaller fractions of the users (``--fractions``) so that growth can be read
 against the number of ratings.
@@ -29,7 +30,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import markdown_table, write_results  # noqa: E402
 
-from skkernelnet import KernelCollaborativeFilter  # noqa: E402
+from skkernelnet import KernelCollaborativeFilter, recommender  # noqa: E402
 from skkernelnet.datasets import make_ratings  # noqa: E402
 
 N_USERS, N_ITEMS, N_RATINGS = 69_878, 10_677, 9_000_000
@@ -44,12 +45,24 @@ def run(fraction, iterations, seed=0):
     n_ratings = int(N_RATINGS * fraction)
     X, y = make_ratings(n_users, N_ITEMS, n_ratings=n_ratings, random_state=seed,
                         return_X_y=True)
-    times = []
+    times, evals_per_iter = [], []
     last = [0.0]
+    # Count objective evaluations (one per view per closure call) to separate the cost of an
+    # evaluation from the number of line-search evaluations an iteration needs.
+    calls = [0]
+    objective = recommender.rating_objective
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return objective(*args, **kwargs)
+
+    recommender.rating_objective = counted
 
     def clock(_monitor):
         now = time.perf_counter()
         times.append(now - last[0])
+        evals_per_iter.append(calls[0])
+        calls[0] = 0
         last[0] = now
 
     model = KernelCollaborativeFilter(max_iter=iterations, early_stopping=False,
@@ -57,8 +70,14 @@ def run(fraction, iterations, seed=0):
     model.callbacks = [clock]
     start = time.perf_counter()
     last[0] = start
-    with threadpool_limits(limits=1, user_api="blas"):
-        model.fit(X, y)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            model.fit(X, y)
+    finally:
+        recommender.rating_objective = objective
+    n_views = 2 if model.blend_module_ is not None else 1
+    # the first iteration also pays for set-up and the initial evaluation: left out
+    per_eval = [t / (e / n_views) for t, e in zip(times[1:], evals_per_iter[1:]) if e]
     return {
         "fraction": fraction,
         "n_users": n_users,
@@ -68,6 +87,8 @@ def run(fraction, iterations, seed=0):
         + (model.blend_module_.n_free_parameters() if model.blend_module_ is not None else 0),
         "fit_seconds": time.perf_counter() - start,
         "iteration_seconds": statistics.median(times[1:]) if len(times) > 1 else times[0],
+        "evaluations_per_iteration": [e / n_views for e in evals_per_iter],
+        "evaluation_seconds": statistics.median(per_eval) if per_eval else None,
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -100,8 +121,11 @@ def main(argv=None):
               flush=True)
     rows = [[f"{r['n_items']:,} x {r['n_users']:,}", f"{r['n_ratings']:,}",
              f"{r['n_parameters']:,}", f"{r['iteration_seconds']:.1f} s",
-             f"{r['peak_rss_mb'] / 1024:.1f} GiB"] for r in results]
+             " ".join(f"{e:g}" for e in r["evaluations_per_iteration"][1:]),
+             f"{r['evaluation_seconds']:.1f} s", f"{r['peak_rss_mb'] / 1024:.1f} GiB"]
+            for r in results]
     table = markdown_table(["items x users", "ratings", "parameters", "time per L-BFGS iteration",
+                            "evaluations per iteration", "time per evaluation",
                             "peak resident memory"], rows)
     print(table)
     payload = {"threads": args.threads, "iterations": args.iterations, "results": results}

@@ -28,7 +28,10 @@ Rows: ``KernelCollaborativeFilter`` with default parameters; global mean;
 user+item biases; scikit-surprise ``SVD``, ``SVDpp`` (skipped on ML-1M, where
 it takes far longer than the rest together) and ``KNNBaseline`` with their
 defaults. Columns: RMSE, MAE, fit time, predict time and peak memory (the
-growth of this process's resident set during the fit, from psutil sampling).
+growth of this process's resident set during the fit, from psutil sampling:
+memory that an earlier fit freed and the allocator reuses is not counted, so
+the first split of a protocol gives the most representative figure, and the
+means over splits understate it).
 """
 
 from __future__ import annotations

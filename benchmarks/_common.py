@@ -19,6 +19,14 @@ def data_home():
     return Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def item_user_codes(pairs):
+    """Row (item) and column (user) of each ``(user id, item id)`` pair in the items x users
+    ratings matrix, ids numbered in sorted order (``skkernelnet._ratings.factorize``)."""
+    from skkernelnet._ratings import factorize
+
+    return factorize(pairs[:, 1])[1], factorize(pairs[:, 0])[1]
+
+
 def cpu_model():
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import data_home, markdown_table, write_results  # noqa: E402
+from _common import data_home, item_user_codes, markdown_table, write_results  # noqa: E402
 from reference_port import ReferencePort  # noqa: E402
 
 from skkernelnet._reference import reference_loss  # noqa: E402
@@ -59,8 +59,7 @@ def load_problem(seed=0):
     data = fetch_movielens("1m", data_home=data_home())
     rng = np.random.RandomState(seed)
     train = rng.permutation(len(data.target))[: int(0.9 * len(data.target))]
-    _, users = np.unique(data.data[:, 0], return_inverse=True)
-    _, items = np.unique(data.data[:, 1], return_inverse=True)
+    items, users = item_user_codes(data.data)
     rows, cols, r = items[train], users[train], data.target[train]
     order = np.lexsort((cols, rows))
     rows, cols, r = rows[order], cols[order], r[order]

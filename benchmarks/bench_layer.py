@@ -151,7 +151,7 @@ def ratings_batch(density, seed):
     absent, ratings 1..5 at a random ``density`` share of the entries stand in for it.
     """
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import data_home
+    from _common import data_home, item_user_codes
 
     from skkernelnet.datasets import fetch_movielens
 
@@ -163,8 +163,7 @@ def ratings_batch(density, seed):
         mask = torch.rand(BATCH, IN_FEATURES, generator=generator) < density
         ratings = torch.randint(1, 6, (BATCH, IN_FEATURES), generator=generator)
         return "random ratings-like", (ratings * mask).float().to_sparse_csr()
-    _, users = np.unique(data.data[:, 0], return_inverse=True)
-    _, items = np.unique(data.data[:, 1], return_inverse=True)
+    items, users = item_user_codes(data.data)
     values = torch.as_tensor(data.target, dtype=torch.float32)
     matrix = torch.sparse_coo_tensor(torch.as_tensor(np.stack([items, users])), values,
                                      (BATCH, IN_FEATURES), check_invariants=True)

@@ -24,7 +24,7 @@ import scipy.optimize
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import data_home  # noqa: E402
+from _common import data_home, item_user_codes  # noqa: E402
 
 from skkernelnet._reference import reference_forward, reference_loss  # noqa: E402
 from skkernelnet.datasets import fetch_movielens  # noqa: E402
@@ -122,8 +122,7 @@ def main(argv=None):
     data = fetch_movielens(args.dataset, data_home=data_home())
     rng = np.random.RandomState(0)
     train = rng.permutation(len(data.target))[: int(0.9 * len(data.target))]
-    _, users = np.unique(data.data[:, 0], return_inverse=True)
-    _, items = np.unique(data.data[:, 1], return_inverse=True)
+    items, users = item_user_codes(data.data)
     R = torch.zeros(items.max() + 1, users.max() + 1)
     R[items[train], users[train]] = torch.as_tensor(data.target[train], dtype=torch.float32)
     port = ReferencePort(max_iter=args.max_iter).fit(R)

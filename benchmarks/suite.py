@@ -48,7 +48,7 @@ from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import data_home, markdown_table, write_results  # noqa: E402
+from _common import data_home, item_user_codes, markdown_table, write_results  # noqa: E402
 
 from skkernelnet import KernelCollaborativeFilter  # noqa: E402
 from skkernelnet.datasets import fetch_movielens  # noqa: E402
@@ -142,32 +142,32 @@ def evaluate(model, X_train, y_train, X_test, y_test):
 
 
 class ReferencePortModel:
-    """The naive dense port behind fit/predict; R spans ``ids`` (users, items) of both parts,
-    as the authors built it."""
+    """The naive dense port behind fit/predict on ``(user, item)`` index pairs."""
 
-    def __init__(self, user_ids, item_ids, iterations):
-        self.ids, self.iterations = (user_ids, item_ids), iterations
-
-    def _rows_cols(self, X):
-        return (np.searchsorted(self.ids[1], X[:, 1]), np.searchsorted(self.ids[0], X[:, 0]))
+    def __init__(self, n_users, n_items, iterations):
+        self.n_users, self.n_items, self.iterations = n_users, n_items, iterations
 
     def fit(self, X, y):
         from reference_port import ReferencePort
 
-        R = torch.zeros(len(self.ids[1]), len(self.ids[0]))
-        R[self._rows_cols(X)] = torch.as_tensor(y, dtype=torch.float32)
+        R = torch.zeros(self.n_items, self.n_users)
+        R[X[:, 1], X[:, 0]] = torch.as_tensor(y, dtype=torch.float32)
         self.port_ = ReferencePort(max_iter=self.iterations).fit(R)
         return self
 
     def predict(self, X):
-        return self.port_.predict_matrix()[self._rows_cols(X)].numpy()
+        return self.port_.predict_matrix()[X[:, 1], X[:, 0]].numpy()
 
 
 def reference_port_row(X_train, y_train, X_test, y_test, iterations):
-    """The naive dense port on one split, timed for ``iterations`` L-BFGS-B iterations."""
-    ids = [np.unique(np.concatenate([X_train[:, k], X_test[:, k]])) for k in (0, 1)]
-    model = ReferencePortModel(*ids, iterations)
-    row = evaluate(model, X_train, y_train, X_test, y_test)
+    """The naive dense port on one split, timed for ``iterations`` L-BFGS-B iterations.
+
+    Its ratings matrix spans the ids of both parts, as the authors built it.
+    """
+    items, users = item_user_codes(np.concatenate([X_train, X_test]))
+    codes = np.column_stack([users, items])
+    model = ReferencePortModel(users.max() + 1, items.max() + 1, iterations)
+    row = evaluate(model, codes[: len(X_train)], y_train, codes[len(X_train) :], y_test)
     row["iterations"] = model.port_.n_iter_
     row["median_iteration_seconds"] = float(np.median(model.port_.iteration_times_[1:]))
     return row

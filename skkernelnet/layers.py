@@ -84,6 +84,11 @@ def kernel_weight(u, v, kernel, W=None, input_scale=None, output_scale=None):
     return weight
 
 
+def _signed_by_default(kernel, gated):
+    """Whether a layer with ``signed=None`` learns signed scales: ungated, non-negative kernel."""
+    return not gated and kernel.nonnegative
+
+
 class SparseInput:
     """A sparse CSR batch together with its transpose, for repeated full-batch passes.
 
@@ -470,7 +475,7 @@ class KernelLinear(nn.Module):
         self.embedding_dim = embedding_dim = int(embedding_dim)
         self.kernel = get_kernel(kernel)
         self.gated = bool(gated)
-        self.signed = (not self.gated and self.kernel.nonnegative) if signed is None else signed
+        self.signed = _signed_by_default(self.kernel, self.gated) if signed is None else signed
         if self.signed and self.gated:
             raise ValueError("signed scales are for ungated layers; a gated layer is signed by W.")
         self.scale_rank = int(scale_rank)

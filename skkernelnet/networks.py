@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .kernels import get_kernel
-from .layers import KernelLinear
+from .layers import KernelLinear, _signed_by_default
 
 __all__ = ["KernelNetwork", "ACTIVATIONS", "get_activation"]
 
@@ -94,7 +94,7 @@ class KernelNetwork(nn.Module):
     ):
         super().__init__()
         sizes = [n_inputs, *hidden_layer_sizes, n_outputs]
-        if gated or not get_kernel(kernel).nonnegative:
+        if not _signed_by_default(get_kernel(kernel), gated):
             scale_rank = 1  # no signed scales to have several of
         self.layers = nn.ModuleList(
             KernelLinear(

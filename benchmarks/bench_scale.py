@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import markdown_table, write_results  # noqa: E402
 
-from skkernelnet import KernelCollaborativeFilter, recommender  # noqa: E402
+from skkernelnet import KernelCollaborativeFilter, _rating_training  # noqa: E402
 from skkernelnet.datasets import make_ratings  # noqa: E402
 
 N_USERS, N_ITEMS, N_RATINGS = 69_878, 10_677, 9_000_000
@@ -47,16 +47,16 @@ def run(fraction, iterations, seed=0):
                         return_X_y=True)
     times, evals_per_iter = [], []
     last = [0.0]
-    # Count objective evaluations (one per view per closure call) to separate the cost of an
-    # evaluation from the number of line-search evaluations an iteration needs.
+    # Count objective evaluations (one per orientation per closure call) to separate the cost
+    # of an evaluation from the number of line-search evaluations an iteration needs.
     calls = [0]
-    objective = recommender.rating_objective
+    objective = _rating_training.rating_objective
 
     def counted(*args, **kwargs):
         calls[0] += 1
         return objective(*args, **kwargs)
 
-    recommender.rating_objective = counted
+    _rating_training.rating_objective = counted
 
     def clock(_monitor):
         now = time.perf_counter()
@@ -66,15 +66,14 @@ def run(fraction, iterations, seed=0):
         last[0] = now
 
     model = KernelCollaborativeFilter(max_iter=iterations, early_stopping=False,
-                                      random_state=seed)
-    model.callbacks = [clock]
+                                      random_state=seed, callbacks=[clock])
     start = time.perf_counter()
     last[0] = start
     try:
         with threadpool_limits(limits=1, user_api="blas"):
             model.fit(X, y)
     finally:
-        recommender.rating_objective = objective
+        _rating_training.rating_objective = objective
     n_views = 2 if model.blend_module_ is not None else 1
     # the first iteration also pays for set-up and the initial evaluation: left out
     per_eval = [t / (e / n_views) for t, e in zip(times[1:], evals_per_iter[1:]) if e]

@@ -18,12 +18,13 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .kernels import Kernel
 from .networks import ACTIVATIONS
-from .training import TrainingMonitor, adam, lbfgs
+from .training import TrainingMonitor
 
 __all__ = ["BaseKernelNet"]
 
@@ -65,11 +66,8 @@ class BaseKernelNet(BaseEstimator):
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
         "gated": ["boolean"],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "solver": [StrOptions({"lbfgs", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "kernel_alpha": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -80,6 +78,7 @@ class BaseKernelNet(BaseEstimator):
         "warm_start": ["boolean"],
         "device": [str, torch.device],
         "dtype": [StrOptions(set(_DTYPES))],
+        "callbacks": [None, list, tuple],
     }
 
     # -- helpers for subclasses --------------------------------------------------------
@@ -104,53 +103,56 @@ class BaseKernelNet(BaseEstimator):
     def _train(
         self,
         module,
+        solve,
         *,
-        closure=None,
-        batches=None,
-        batch_closure=None,
         validate=None,
         max_iter=None,
         incremental=False,
+        warn_at_max_iter=True,
     ):
-        """Run the configured solver on ``module`` and store the fitted attributes.
+        """Run a training loop on ``module`` and store the fitted attributes.
+
+        The stopping rule (``max_iter``, ``tol``, ``n_iter_no_change``), progress
+        display and ``callbacks`` come from the estimator's parameters; everything
+        the loop itself needs is bound into ``solve``.
 
         Parameters
         ----------
         module : torch.nn.Module
-        closure : callable, for "lbfgs"
-            Full-batch objective (see :func:`skkernelnet.training.lbfgs`).
-        batches, batch_closure : callables, for "adam"
-            See :func:`skkernelnet.training.adam`.
+            Whose parameters are trained, snapshotted and restored.
+        solve : callable
+            ``solve(params, monitor)`` runs the loop, e.g. a
+            :func:`~skkernelnet.training.lbfgs` or
+            :func:`~skkernelnet.training.adam` call with its data and options.
         validate : callable or None
             ``validate() -> float`` (higher is better) on held-out data.
         max_iter : int, optional
             Overrides ``self.max_iter`` (``partial_fit`` runs one epoch).
         incremental : bool
             Append to the existing loss curve instead of starting a new one.
+        warn_at_max_iter : bool
+            Raise a ConvergenceWarning when the loop stops at ``max_iter``.
         """
+        callbacks = list(self.callbacks or ())
+        for callback in callbacks:
+            if not callable(callback):
+                raise ValueError(
+                    f"callbacks must be callables taking the TrainingMonitor, got {callback!r}."
+                )
         monitor = TrainingMonitor(
             module,
             max_iter=max_iter or self.max_iter,
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change if not incremental else np.iinfo(np.int32).max,
             validate=validate,
-            callbacks=getattr(self, "callbacks", None) or (),
+            callbacks=callbacks,
             verbose=self.verbose,
             description=type(self).__name__,
         )
         params = [p for p in module.parameters() if p.requires_grad]
         with seeded(self._seed + getattr(self, "n_iter_", 0)):
             with monitor:
-                if self.solver == "lbfgs":
-                    lbfgs(params, closure, monitor)
-                else:
-                    adam(
-                        params,
-                        batches,
-                        batch_closure,
-                        monitor,
-                        learning_rate=self.learning_rate_init,
-                    )
+                solve(params, monitor)
         result = monitor.result
         previous_iter = getattr(self, "n_iter_", 0) if incremental else 0
         self.n_iter_ = previous_iter + result.n_iter
@@ -168,9 +170,7 @@ class BaseKernelNet(BaseEstimator):
         self.best_iter_ = result.best_iter
         self.stop_reason_ = result.stop_reason
         self.fit_time_ = result.fit_time
-        if result.stop_reason == "max_iter" and self.solver == "lbfgs" and not incremental:
-            from sklearn.exceptions import ConvergenceWarning
-
+        if result.stop_reason == "max_iter" and warn_at_max_iter and not incremental:
             warnings.warn(
                 f"{type(self).__name__}: the solver reached max_iter={self.max_iter} before "
                 "converging; consider increasing max_iter.",
@@ -181,7 +181,8 @@ class BaseKernelNet(BaseEstimator):
 
     # -- pickling: always store on the CPU ---------------------------------------------
     def __getstate__(self):
-        state = super().__getstate__()
+        # A copy: on Python 3.11+ object.__getstate__ returns the live __dict__ itself.
+        state = dict(super().__getstate__())
         modules = {k: v for k, v in state.items() if isinstance(v, torch.nn.Module)}
         if any(p.device.type != "cpu" for m in modules.values() for p in m.parameters()):
             import copy

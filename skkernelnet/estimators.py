@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,7 +18,7 @@ from sklearn.base import (
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import (
@@ -31,6 +31,7 @@ from sklearn.utils.validation import (
 from ._base import BaseKernelNet, seeded
 from .layers import SparseInput, csr_from_scipy
 from .networks import KernelNetwork
+from .training import adam, lbfgs
 
 __all__ = ["KernelNetClassifier", "KernelNetRegressor"]
 
@@ -59,6 +60,9 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
     _parameter_constraints: dict = {
         **BaseKernelNet._parameter_constraints,
         "scale_rank": [Interval(Integral, 1, None, closed="left")],
+        "solver": [StrOptions({"lbfgs", "adam"})],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -85,6 +89,7 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
         warm_start=False,
         device="cpu",
         dtype="float64",
+        callbacks=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.kernel = kernel
@@ -107,6 +112,7 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
         self.warm_start = warm_start
         self.device = device
         self.dtype = dtype
+        self.callbacks = callbacks
 
     # -- task hooks (overridden) -------------------------------------------------------
     def _encode_targets(self, y, sample_weight, reset, classes=None):  # pragma: no cover
@@ -248,7 +254,11 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
         if self.solver == "lbfgs":
             X_t = _to_torch_input(X, self._dtype, self._device, prepared=True)
             closure = self._make_closure(X_t, target_t, weight_t)
-            self._train(self.module_, closure=closure, validate=validate)
+            self._train(
+                self.module_,
+                lambda params, monitor: lbfgs(params, closure, monitor),
+                validate=validate,
+            )
         else:
             batch_size = min(200, n_samples) if self.batch_size == "auto" else self.batch_size
             batch_size = min(batch_size, n_samples)
@@ -270,13 +280,16 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
                 loss.backward()
                 return float(loss.detach()) * len(idx), len(idx)
 
+            def solve(params, monitor):
+                adam(params, batches, batch_closure, monitor, learning_rate=self.learning_rate_init)
+
             self._train(
                 self.module_,
-                batches=batches,
-                batch_closure=batch_closure,
+                solve,
                 validate=validate,
                 max_iter=1 if incremental else None,
                 incremental=incremental,
+                warn_at_max_iter=False,
             )
         self.module_.eval()
         return self
@@ -475,6 +488,11 @@ default="rbf"
         "cpu", "cuda", "cuda:N" or "auto". Fitted models pickle onto the CPU.
     dtype : {"float32", "float64"}, default="float64"
         Precision of the network.
+    callbacks : list of callable, default=None
+        Each called as ``callback(monitor)`` after every iteration (epoch) with
+        the :class:`~skkernelnet.training.TrainingMonitor`, whose ``result``
+        holds the loss curve and validation scores so far; returning True
+        stops training (``stop_reason_ == "callback"``).
 
     Attributes
     ----------
@@ -731,7 +749,8 @@ class KernelNetRegressor(RegressorMixin, _TabularKernelNet):
         constant there.
     hidden_layer_sizes, kernel, embedding_dim, gated, scale_rank, activation, solver, \
 kernel_alpha, batch_size, learning_rate_init, max_iter, tol, n_iter_no_change, \
-early_stopping, validation_fraction, random_state, verbose, warm_start, device, dtype
+early_stopping, validation_fraction, random_state, verbose, warm_start, device, dtype, \
+callbacks
         As for :class:`KernelNetClassifier`, with the same defaults; the loss
         is half the squared error of the standardised targets and early
         stopping watches the validation R^2.
@@ -795,6 +814,7 @@ early_stopping, validation_fraction, random_state, verbose, warm_start, device, 
         warm_start=False,
         device="cpu",
         dtype="float64",
+        callbacks=None,
     ):
         super().__init__(
             hidden_layer_sizes,
@@ -818,6 +838,7 @@ early_stopping, validation_fraction, random_state, verbose, warm_start, device, 
             warm_start=warm_start,
             device=device,
             dtype=dtype,
+            callbacks=callbacks,
         )
 
     def _encode_targets(self, y, sample_weight, reset, classes=None):

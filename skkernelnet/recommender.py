@@ -23,8 +23,14 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._autoencoder import RatingAutoencoder, rating_objective
 from ._base import BaseKernelNet, seeded
+from ._orientation import OrientationView, other_orientation, rating_objective
+from ._rating_training import (
+    DEFAULT_BLEND_WEIGHT,
+    BlendedValidation,
+    JointObjective,
+    OrientationProblem,
+)
 from ._ratings import (
     RatingBaseline,
     as_pairs,
@@ -34,27 +40,10 @@ from ._ratings import (
     fit_biases,
     lookup,
 )
-from .layers import EntryIndex
 from .networks import KernelNetwork
+from .training import lbfgs
 
 __all__ = ["KernelCollaborativeFilter", "RatingBaseline", "rating_objective"]
-
-# Weight of the primary autoencoder when there are no held-out ratings to fit it on:
-# the weights fitted on held-out ratings of ML-100K u1 and ML-1M were 0.6-0.75.
-_DEFAULT_BLEND_WEIGHT = 0.7
-
-
-def _other(orientation):
-    return "user" if orientation == "item" else "item"
-
-
-def _blend_weight(primary, secondary, target):
-    """Least-squares weight w of ``w * primary + (1 - w) * secondary``, clipped to [0, 1]."""
-    diff = primary - secondary
-    denom = float((diff * diff).sum())
-    if denom <= 0:
-        return 1.0
-    return float(np.clip(float((diff * (target - secondary)).sum()) / denom, 0.0, 1.0))
 
 
 class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet):
@@ -89,9 +78,6 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         Gate a free weight with each kernel matrix.
     activation : {"logistic", "sigmoid", "tanh", "relu", "identity"}, default="logistic"
         Hidden activation (the output layer is linear).
-    solver : {"lbfgs"}, default="lbfgs"
-        Full-batch L-BFGS (the only solver of this estimator; the parameter
-        exists for consistency with the other estimators).
     alpha : float, default=0.045
         L2 penalty on every free weight matrix, scale-free: the objective is
         ``mean(1/2 err^2) + alpha / sqrt(n) * sum_l 1/2 ||W_l||^2`` for ``n``
@@ -102,11 +88,8 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
     kernel_alpha : float, default=1.4e-5
         Penalty on every kernel matrix ``1/2 ||K_l||^2`` (the reference's
         ``lambda_s = kernel_alpha * sqrt(n)``), scaled likewise.
-    batch_size, learning_rate_init
-        Unused by L-BFGS; kept for a parameter set consistent with the other
-        estimators.
     max_iter : int, default=1000
-        L-BFGS iterations.
+        L-BFGS iterations (the estimator's only solver: full-batch L-BFGS).
     tol : float, default=1e-4
         Minimum improvement (of the validation RMSE with ``early_stopping``,
         else of the objective) that counts.
@@ -136,6 +119,10 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         As for :class:`~skkernelnet.KernelNetClassifier`.
     dtype : {"float32", "float64"}, default="float32"
         Precision of the networks.
+    callbacks : list of callable, default=None
+        Each called as ``callback(monitor)`` after every L-BFGS iteration with
+        the :class:`~skkernelnet.training.TrainingMonitor` (its ``result``
+        holds the loss curve so far); returning True stops training.
 
     Attributes
     ----------
@@ -173,7 +160,6 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
 
     _parameter_constraints = {
         **BaseKernelNet._parameter_constraints,
-        "solver": [StrOptions({"lbfgs"})],
         "orientation": [StrOptions({"item", "user"})],
         "blend": ["boolean"],
         "handle_unknown": [StrOptions({"fallback", "error"})],
@@ -189,11 +175,8 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         embedding_dim=5,
         gated=True,
         activation="logistic",
-        solver="lbfgs",
         alpha=0.045,
         kernel_alpha=1.4e-5,
-        batch_size="auto",
-        learning_rate_init=1e-3,
         max_iter=1000,
         tol=1e-4,
         n_iter_no_change=50,
@@ -207,17 +190,15 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         warm_start=False,
         device="cpu",
         dtype="float32",
+        callbacks=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.kernel = kernel
         self.embedding_dim = embedding_dim
         self.gated = gated
         self.activation = activation
-        self.solver = solver
         self.alpha = alpha
         self.kernel_alpha = kernel_alpha
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
         self.max_iter = max_iter
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
@@ -231,29 +212,17 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         self.warm_start = warm_start
         self.device = device
         self.dtype = dtype
+        self.callbacks = callbacks
 
-    # -- the autoencoders ------------------------------------------------------------------
-    def _views(self):
-        """The fitted autoencoders, primary first."""
-        views = [
-            RatingAutoencoder(
-                self.orientation, self.module_, self._ratings, self._dtype, self._device
-            )
-        ]
-        if self.blend_module_ is not None:
-            views.append(
-                RatingAutoencoder(
-                    _other(self.orientation),
-                    self.blend_module_,
-                    self._ratings,
-                    self._dtype,
-                    self._device,
-                )
-            )
-        return views
+    # -- the networks ----------------------------------------------------------------------
+    def _orientations(self):
+        """The orientations trained, primary first."""
+        return [self.orientation] + ([other_orientation(self.orientation)] if self.blend else [])
 
-    def _new_network(self, view):
-        n_outputs = view.shape[1]
+    def _modules(self):
+        return [self.module_] + ([self.blend_module_] if self.blend_module_ is not None else [])
+
+    def _new_network(self, n_outputs):
         return KernelNetwork(
             n_outputs,
             self._hidden_sizes(),
@@ -265,6 +234,14 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
             device=self._device,
             dtype=self._dtype,
         )
+
+    def _build_views(self):
+        """The ratings seen by each fitted network, primary first; kept for inference."""
+        orientations = [self.orientation, other_orientation(self.orientation)]
+        self._views = [
+            OrientationView(orientation, module, self._ratings, self._dtype, self._device)
+            for orientation, module in zip(orientations, self._modules())
+        ]
 
     def _offset(self, user_idx, item_idx):
         """What the networks' outputs are added to: the bias baseline of known indices."""
@@ -290,12 +267,60 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         users, items = as_pairs(X)
         y = check_ratings(y, len(users))
         first_call = not self.warm_start or not hasattr(self, "module_")
+        self._store_feature_names(X)
+        user_idx, item_idx = self._index_ratings(users, items, first_call)
+        self._resolve_runtime(reset=first_call)
+        n_users, n_items = len(self.user_ids_), len(self.item_ids_)
+        self.rating_range_ = (float(y.min()), float(y.max()))
+        self.global_mean_, self.user_bias_, self.item_bias_ = fit_biases(
+            user_idx, item_idx, y, n_users, n_items
+        )
+        self._ratings = sp.csr_matrix((y, (user_idx, item_idx)), shape=(n_users, n_items))
+        train, validation = self._hold_out(len(y))
+        self._init_networks(first_call)
+        self._build_views()
+
+        offset = self._offset(user_idx, item_idx)
+        problems = [
+            OrientationProblem.build(view, user_idx, item_idx, y, y - offset, train, validation)
+            for view in self._views
+        ]
+        blended = (
+            None
+            if validation is None
+            else BlendedValidation(problems, y, offset, self.rating_range_)
+        )
+        # Penalties scale with 1 / sqrt(n): see the alpha parameter.
+        scale = 1.0 / np.sqrt(len(train))
+        objective = JointObjective(
+            problems, self.alpha * scale, self.kernel_alpha * scale, validation=blended
+        )
+        modules = torch.nn.ModuleList(self._modules())
+        self._train(
+            modules,
+            lambda params, monitor: lbfgs(params, objective, monitor),
+            validate=blended,
+        )
+        modules.eval()
+        if not self.blend:
+            self.blend_weight_ = 1.0
+        elif blended is None:
+            self.blend_weight_ = DEFAULT_BLEND_WEIGHT
+        else:  # refit the weight at the restored (best) parameters
+            objective.observe_validation()
+            self.blend_weight_ = blended.weight()
+        return self
+
+    def _store_feature_names(self, X):
         self.n_features_in_ = 2
         columns = getattr(X, "columns", None)
         if columns is not None and all(isinstance(c, str) for c in columns):
             self.feature_names_in_ = np.asarray(columns, dtype=object)
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
+
+    def _index_ratings(self, users, items, first_call):
+        """Dense user and item indices of the ratings; the first fit learns the ids."""
         if first_call:
             self.user_ids_, user_idx = factorize(users)
             self.item_ids_, item_idx = factorize(items)
@@ -303,138 +328,35 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
             user_idx, item_idx = lookup(self.user_ids_, users), lookup(self.item_ids_, items)
             if (user_idx < 0).any() or (item_idx < 0).any():
                 raise ValueError("warm_start fit got users or items not seen in the first fit.")
-        n_users, n_items = len(self.user_ids_), len(self.item_ids_)
-        flat = user_idx.astype(np.int64) * n_items + item_idx
+        flat = user_idx.astype(np.int64) * len(self.item_ids_) + item_idx
         if np.unique(flat).size != flat.size:
             raise ValueError(
                 "X contains duplicate (user, item) pairs; each rating must appear once "
                 "(aggregate repeated ratings first, e.g. keep the latest)."
             )
-        self._resolve_runtime(reset=first_call)
-        self.rating_range_ = (float(y.min()), float(y.max()))
-        self.global_mean_, self.user_bias_, self.item_bias_ = fit_biases(
-            user_idx, item_idx, y, n_users, n_items
+        return user_idx, item_idx
+
+    def _hold_out(self, n_ratings):
+        """Positions of the training and held-out ratings (None without early stopping)."""
+        positions = np.arange(n_ratings)
+        if not self.early_stopping:
+            return positions, None
+        if n_ratings < 2:
+            raise ValueError("early_stopping needs at least 2 ratings; set early_stopping=False.")
+        return train_test_split(
+            positions, test_size=self.validation_fraction, random_state=self._random_state
         )
-        self._ratings = sp.csr_matrix((y, (user_idx, item_idx)), shape=(n_users, n_items))
 
-        train = np.arange(len(y))
-        val = None
-        if self.early_stopping:
-            if len(y) < 2:
-                raise ValueError(
-                    "early_stopping needs at least 2 ratings; set early_stopping=False."
-                )
-            train, val = train_test_split(
-                train, test_size=self.validation_fraction, random_state=self._random_state
-            )
-        orientations = [self.orientation] + ([_other(self.orientation)] if self.blend else [])
-        views = [
-            RatingAutoencoder(o, None, self._ratings, self._dtype, self._device)
-            for o in orientations
-        ]
+    def _init_networks(self, first_call):
+        """New networks unless a warm start can continue the previous ones."""
         reuse = not first_call and (getattr(self, "blend_module_", None) is not None) == self.blend
-        if not reuse:
-            with seeded(self._seed):
-                modules = [self._new_network(view) for view in views]
-            self.module_ = modules[0]
-            self.blend_module_ = modules[1] if self.blend else None
-        modules = [self.module_] + ([self.blend_module_] if self.blend else [])
-        for view, module in zip(views, modules):
-            view.module = module
-
-        target = y - self._offset(user_idx, item_idx)
-        problems = [
-            self._training_problem(view, user_idx, item_idx, y, target, train, val)
-            for view in views
-        ]
-        if val is not None:
-            for problem in problems[1:]:
-                position = np.empty(len(y), dtype=np.int64)
-                position[problem["val_order"]] = np.arange(len(problem["val_order"]))
-                problem["to_primary"] = position[problems[0]["val_order"]]
-        scale = 1.0 / np.sqrt(len(train))
-        alpha, kernel_alpha = self.alpha * scale, self.kernel_alpha * scale
-        params = [p for m in modules for p in m.parameters() if p.requires_grad]
-        stash = {}
-
-        def closure():
-            for p in params:
-                p.grad = None
-            total = 0.0
-            for view, problem in zip(views, problems):
-                loss, hidden = rating_objective(
-                    view.module,
-                    problem["x"],
-                    problem["index"],
-                    problem["target"],
-                    alpha,
-                    kernel_alpha,
-                )
-                loss.backward()
-                total += loss.item()
-                if val is not None:
-                    with torch.no_grad():
-                        stash[view.orientation] = view.module.output_activation(
-                            view.module.layers[-1].forward_at(hidden, problem["val_index"])
-                        )
-            return total
-
-        validate = None
-        if val is not None:
-            y_val = y[problems[0]["val_order"]]
-            val_order = problems[0]["val_order"]
-            offset_val = self._offset(user_idx[val_order], item_idx[val_order])
-
-            def validation_outputs():
-                outputs = [stash[v.orientation].cpu().numpy().astype(np.float64) for v in views]
-                # every view's validation entries are listed in the primary view's order
-                return [outputs[0]] + [
-                    o[p["to_primary"]] for o, p in zip(outputs[1:], problems[1:])
-                ]
-
-            def validate():
-                outputs = validation_outputs()
-                weight = (
-                    _blend_weight(outputs[0], outputs[1], y_val - offset_val)
-                    if len(outputs) > 1
-                    else 1.0
-                )
-                pred = offset_val + weight * outputs[0]
-                if len(outputs) > 1:
-                    pred = pred + (1.0 - weight) * outputs[1]
-                pred = np.clip(pred, *self.rating_range_)
-                stash["weight"] = weight
-                return -float(np.sqrt(np.mean((pred - y_val) ** 2)))
-
-        self._train(torch.nn.ModuleList(modules), closure=closure, validate=validate)
-        for module in modules:
-            module.eval()
-        if not self.blend:
-            self.blend_weight_ = 1.0
-        elif val is None:
-            self.blend_weight_ = _DEFAULT_BLEND_WEIGHT
-        else:  # refit the weight at the restored (best) parameters
-            closure()
-            outputs = validation_outputs()
-            self.blend_weight_ = _blend_weight(outputs[0], outputs[1], y_val - offset_val)
-        return self
-
-    def _training_problem(self, view, user_idx, item_idx, y, target, train, val):
-        """Sparse input, observed-entry index and targets of one view."""
-        rows, cols = view.rows_cols(user_idx, item_idx)
-        # Row-major order makes the observed entries a CSR pattern with no permutation.
-        order = train[np.lexsort((cols[train], rows[train]))]
-        problem = {
-            "x": view.sparse_input(rows[order], cols[order], y[order]),
-            "index": EntryIndex(rows[order], cols[order], view.shape).to(self._device),
-            "target": torch.as_tensor(target[order], dtype=self._dtype, device=self._device),
-        }
-        if val is not None:
-            val_order = val[np.lexsort((cols[val], rows[val]))]
-            problem["val_index"] = EntryIndex(rows[val_order], cols[val_order], view.shape)
-            problem["val_index"] = problem["val_index"].to(self._device)
-            problem["val_order"] = val_order
-        return problem
+        if reuse:
+            return
+        n_outputs = {"item": len(self.user_ids_), "user": len(self.item_ids_)}
+        with seeded(self._seed):
+            modules = [self._new_network(n_outputs[o]) for o in self._orientations()]
+        self.module_ = modules[0]
+        self.blend_module_ = modules[1] if self.blend else None
 
     # -- inference ---------------------------------------------------------------------
     def _indices(self, X):
@@ -474,7 +396,7 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         known = (user_idx >= 0) & (item_idx >= 0)
         pred = baseline_predict(self, user_idx, item_idx)
         u, i = user_idx[known], item_idx[known]
-        pred[known] = self._offset(u, i) + self._blended([v.output_at(u, i) for v in self._views()])
+        pred[known] = self._offset(u, i) + self._blended([v.output_at(u, i) for v in self._views])
         return np.clip(pred, *self.rating_range_)
 
     # -- embeddings and recommendations ------------------------------------------------
@@ -489,7 +411,7 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         (``hidden_layer_sizes[-1]`` numbers).
         """
         check_is_fitted(self, "module_")
-        view = self._views()[0]
+        view = self._views[0]
         return view.neuron_vectors() if self.orientation == "item" else view.codes()
 
     @property
@@ -501,7 +423,7 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         ``[u, v]`` as for users in the item-based model.
         """
         check_is_fitted(self, "module_")
-        view = self._views()[0]
+        view = self._views[0]
         return view.codes() if self.orientation == "item" else view.neuron_vectors()
 
     def transform(self, X):
@@ -539,7 +461,7 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         ndarray of str
         """
         check_is_fitted(self, "module_")
-        view = self._views()[0]
+        view = self._views[0]
         n_code = self.module_.layers[-1].in_features
         n_vector = view.neuron_vectors().shape[1]
         n_user, n_item = (n_vector, n_code) if self.orientation == "item" else (n_code, n_vector)
@@ -582,7 +504,7 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         scores = np.tile(self.global_mean_ + self.item_bias_, (len(users), 1))
         known = np.flatnonzero(user_idx >= 0)
         if known.size:
-            outputs = [v.all_item_outputs(user_idx[known]) for v in self._views()]
+            outputs = [v.all_item_outputs(user_idx[known]) for v in self._views]
             n_items = len(self.item_ids_)
             offset = self._offset(
                 np.repeat(user_idx[known], n_items), np.tile(np.arange(n_items), known.size)
@@ -597,6 +519,17 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         order = np.argsort(-top_scores, axis=1, kind="stable")
         top = np.take_along_axis(top, order, axis=1)
         return self.item_ids_[top], np.take_along_axis(top_scores, order, axis=1)
+
+    # -- pickling: the views are rebuilt from the networks and the ratings ---------------
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_views", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "module_" in state:
+            self._build_views()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -233,11 +233,13 @@ def test_nan_loss_warns_and_restores_best(solver, monkeypatch):
     X, y = _iris()
     clf = KernelNetClassifier(**{**FAST, "solver": solver, "tol": 0})
     snapshots = []
-    clf.callbacks = [
-        lambda monitor: snapshots.append(
-            {k: v.detach().clone() for k, v in monitor.module.state_dict().items()}
-        )
-    ]
+    clf.set_params(
+        callbacks=[
+            lambda monitor: snapshots.append(
+                {k: v.detach().clone() for k, v in monitor.module.state_dict().items()}
+            )
+        ]
+    )
     real_loss = KernelNetClassifier._data_loss
     calls = {"n": 0}
     # NaN once a few updates have been made: after 4 epochs (Adam) or 6 evaluations (L-BFGS).
@@ -273,7 +275,7 @@ def test_keyboard_interrupt_keeps_usable_model(solver):
         if monitor.result.n_iter == 3:
             raise KeyboardInterrupt
 
-    clf.callbacks = [interrupt]
+    clf.set_params(callbacks=[interrupt])
     with pytest.warns(RuntimeWarning, match="interrupted after 3 iterations"):
         clf.fit(X, y)
     assert clf.stop_reason_ == "interrupted"
@@ -290,9 +292,11 @@ def test_keyboard_interrupt_inside_line_search(monkeypatch):
     real_objective = KernelNetClassifier._objective
     calls = {"n": 0}
     snapshots = []
-    clf.callbacks = [
-        lambda m: snapshots.append({k: v.clone() for k, v in m.module.state_dict().items()})
-    ]
+    clf.set_params(
+        callbacks=[
+            lambda m: snapshots.append({k: v.clone() for k, v in m.module.state_dict().items()})
+        ]
+    )
 
     def objective(self, *args):
         calls["n"] += 1
@@ -588,9 +592,11 @@ def test_early_stopping_records_validation_and_restores_best():
         **{**FAST, "early_stopping": True, "validation_fraction": 0.2, "n_iter_no_change": 5}
     )
     snapshots = []
-    clf.callbacks = [
-        lambda m: snapshots.append({k: v.clone() for k, v in m.module.state_dict().items()})
-    ]
+    clf.set_params(
+        callbacks=[
+            lambda m: snapshots.append({k: v.clone() for k, v in m.module.state_dict().items()})
+        ]
+    )
     clf.fit(X, y)
     scores = clf.validation_scores_
     assert len(scores) == clf.n_iter_ == len(clf.loss_curve_)

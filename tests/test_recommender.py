@@ -188,14 +188,14 @@ def test_blend_trains_both_orientations(fitted, ratings):
 
 
 def test_blend_weight_is_least_squares():
-    from skkernelnet.recommender import _blend_weight
+    from skkernelnet._rating_training import blend_weight
 
     rng = np.random.RandomState(0)
     a, b = rng.randn(50), rng.randn(50)
     target = 0.3 * a + 0.7 * b
-    assert _blend_weight(a, b, target) == pytest.approx(0.3)
-    assert _blend_weight(a, b, 2 * a - b) == 1.0  # clipped
-    assert _blend_weight(a, a, a) == 1.0  # identical views
+    assert blend_weight(a, b, target) == pytest.approx(0.3)
+    assert blend_weight(a, b, 2 * a - b) == 1.0  # clipped
+    assert blend_weight(a, a, a) == 1.0  # identical views
 
 
 def test_user_orientation(ratings):
@@ -286,7 +286,10 @@ def test_bad_predict_input(fitted):
 
 def test_pickle_and_clone(fitted, ratings):
     X, _ = ratings
+    state = dict(vars(fitted))
     restored = pickle.loads(pickle.dumps(fitted))
+    assert vars(fitted).keys() == state.keys()  # pickling leaves the live model alone
+    assert all(vars(fitted)[k] is v for k, v in state.items())
     np.testing.assert_array_equal(restored.predict(X), fitted.predict(X))
     assert clone(fitted).get_params() == fitted.get_params()
 

@@ -1,8 +1,8 @@
-"""One orientation of the rating autoencoder: its data layout, network and objective.
+"""One orientation's view of the ratings: its data layout, network and objective.
 
 In the item-based orientation (the paper's) each item is a sample whose input
 is its row of ratings by all users, and the network's output neurons are the
-users; in the user-based orientation the roles swap. :class:`RatingAutoencoder`
+users; in the user-based orientation the roles swap. :class:`OrientationView`
 maps (user, item) indices to the network's (row, column) pairs and computes
 outputs, codes and scores for one orientation. It knows nothing of scikit-learn.
 """
@@ -15,7 +15,7 @@ import torch
 
 from .layers import EntryIndex, SparseInput, csr_from_scipy, reuse_kernel_matrices
 
-__all__ = ["RatingAutoencoder", "rating_objective"]
+__all__ = ["OrientationView", "other_orientation", "rating_objective"]
 
 _ROW_CHUNK = 4096
 
@@ -63,13 +63,21 @@ def rating_objective(network, ratings, index, target, alpha, kernel_alpha):
     return loss, hidden
 
 
-class RatingAutoencoder:
-    """Data layout and inference of one orientation ("item" or "user").
+def other_orientation(orientation):
+    """The orientation that is not ``orientation``."""
+    return "user" if orientation == "item" else "item"
+
+
+class OrientationView:
+    """The ratings seen from one orientation ("item" or "user"), with that orientation's network.
+
+    Built once per fit and kept for inference: the oriented copy of the
+    ratings is the network's input for every prediction.
 
     Parameters
     ----------
     orientation : {"item", "user"}
-    module : KernelNetwork or None
+    module : KernelNetwork
         The trained (or to be trained) network.
     ratings : scipy.sparse matrix of shape (n_users, n_items)
         Every training rating (zero where unobserved): the network's input at

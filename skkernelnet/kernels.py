@@ -5,13 +5,20 @@ shape ``(n_in, d)``, and of its output neurons, ``V`` of shape ``(n_out, d)``,
 to the matrix of pairwise kernel values of shape ``(n_in, n_out)``.
 
 Kernels hold their hyperparameters as plain Python numbers (they are not
-learned), print as ``RBFKernel(gamma=0.5)``, compare equal when their class and
-hyperparameters match, pickle, and compose::
+learned), print as ``RBFKernel(gamma=0.5)``, pickle, and compose::
 
     >>> from skkernelnet.kernels import RBFKernel, LinearKernel
     >>> k = 2.0 * RBFKernel(gamma=0.5) + LinearKernel()
     >>> k
     ScaledKernel(scale=2.0, kernel=RBFKernel(gamma=0.5)) + LinearKernel()
+
+Like every torch module, a kernel is equal only to itself (torch collects a
+network's sub-modules in sets, so value equality would merge the kernels of
+different layers); :meth:`Kernel.equivalent` compares two kernels by value::
+
+    >>> a, b = RBFKernel(gamma=0.5), RBFKernel(gamma=0.5)
+    >>> a == b, a.equivalent(b)
+    (False, True)
 
 Squared distances are computed as ``|u|^2 + |v|^2 - 2 u v^T``, clamped at zero,
 so that memory stays ``O(n_in * n_out)`` (never an ``(n_in, n_out, d)``
@@ -88,7 +95,10 @@ class Kernel(nn.Module):
     """Base class of kernels ``K(U, V) -> (n_in, n_out)``.
 
     Subclasses implement :meth:`forward` and list their hyperparameters in
-    ``_hyperparameters``; ``repr``, equality, hashing and pickling follow.
+    ``_hyperparameters``; ``repr``, :meth:`equivalent` and pickling follow. A
+    kernel may also hold learnable parameters (``nn.Parameter`` attributes):
+    they are trained with the layer that uses the kernel, each layer its own
+    copy.
 
     Attributes
     ----------
@@ -130,11 +140,47 @@ class Kernel(nn.Module):
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
         return f"{type(self).__name__}({args})"
 
-    def __eq__(self, other):
-        return type(self) is type(other) and self.hyperparameters == other.hyperparameters
+    def equivalent(self, other):
+        """Whether ``other`` is the same kernel function as this one.
 
-    def __hash__(self):
-        return hash((type(self).__name__, tuple(self.hyperparameters.items())))
+        True when both are of the same class with equal hyperparameters
+        (kernels among them compared in turn with ``equivalent``) and equal
+        learnable parameters and buffers. ``==`` is identity, as for every
+        :class:`torch.nn.Module`.
+
+        Parameters
+        ----------
+        other : object
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> (LinearKernel() + RBFKernel()).equivalent(LinearKernel() + RBFKernel())
+        True
+        >>> (LinearKernel() + RBFKernel()).equivalent(RBFKernel() + LinearKernel())
+        False
+        """
+        if type(self) is not type(other):
+            return False
+        mine, theirs = self.hyperparameters, other.hyperparameters
+        if mine.keys() != theirs.keys():
+            return False
+        for name, value in mine.items():
+            if isinstance(value, Kernel):
+                if not value.equivalent(theirs[name]):
+                    return False
+            elif value != theirs[name]:
+                return False
+        own_state = self.state_dict()
+        other_state = other.state_dict()
+        return own_state.keys() == other_state.keys() and all(
+            value.shape == other_state[name].shape
+            and torch.equal(value.cpu(), other_state[name].cpu())
+            for name, value in own_state.items()
+        )
 
     def __add__(self, other):
         return SumKernel(self, _as_kernel(other))

@@ -19,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skkernelnet import KernelNetClassifier, KernelNetRegressor
+from skkernelnet.kernels import Kernel, squared_distances
 from skkernelnet.layers import SparseInput
 
 # Small networks and few iterations keep the behavioural tests fast.
@@ -680,3 +681,40 @@ def test_every_kernel_and_gating_fits(kernel, gated):
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(X, y)
     assert np.all(np.isfinite(clf.predict_proba(X)))
+
+
+# ---------------------------------------------------------------------------------------
+# A kernel with learnable parameters: each layer trains its own copy.
+
+
+class _LearnableRBF(Kernel):
+    """RBF kernel with a learned log length scale."""
+
+    nonnegative = True
+
+    def __init__(self):
+        super().__init__()
+        self.log_gamma = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
+
+    def forward(self, U, V):
+        return torch.exp(-self.log_gamma.exp() * squared_distances(U, V))
+
+
+def test_learnable_kernel_trains_in_every_layer():
+    X, y = _regression()
+    reg = KernelNetRegressor(
+        hidden_layer_sizes=(8, 8), kernel=_LearnableRBF(), max_iter=10, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg.fit(X, y)
+    kernels = [layer.kernel for layer in reg.module_.layers]
+    assert len(kernels) == 3 and len({id(k) for k in kernels}) == 3
+    trained = {id(p) for p in reg.module_.parameters()}
+    for kernel in kernels:
+        assert id(kernel.log_gamma) in trained
+        assert kernel.log_gamma.item() != 0.0  # moved away from its initial value
+    # and every copy receives a gradient from the objective
+    reg.module_.zero_grad()
+    reg.module_(torch.as_tensor(X)).sum().backward()
+    assert all(k.log_gamma.grad is not None and k.log_gamma.grad != 0 for k in kernels)

@@ -456,31 +456,59 @@ def test_callable_repr_names_the_function():
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_equality_hash_copy_and_pickle(name):
+def test_equivalence_copy_and_pickle(name):
     kernel, _ = CASES[name]
     for clone in (copy.deepcopy(kernel), pickle.loads(pickle.dumps(kernel))):
-        assert clone == kernel and hash(clone) == hash(kernel)
+        assert clone.equivalent(kernel) and kernel.equivalent(clone)
+        assert clone != kernel  # == is identity, as for every torch module
         assert repr(clone) == repr(kernel)
         U, V = points(4, 3), points(3, 3, seed=1)
         assert torch.equal(clone(U, V), kernel(U, V))
 
 
-def test_inequality():
-    assert RBFKernel(gamma=0.5) != RBFKernel(gamma=1.0)
-    assert RBFKernel() != LaplacianKernel()
-    assert LinearKernel() + RBFKernel() != RBFKernel() + LinearKernel()
-    assert LinearKernel() + RBFKernel() != LinearKernel() * RBFKernel()
-    assert 2 * RBFKernel() != 3 * RBFKernel()
-    assert RBFKernel() != "rbf"
-    assert len({RBFKernel(gamma=0.5), RBFKernel(gamma=0.5), RBFKernel(), LinearKernel()}) == 3
+def test_not_equivalent():
+    assert not RBFKernel(gamma=0.5).equivalent(RBFKernel(gamma=1.0))
+    assert not RBFKernel().equivalent(LaplacianKernel())
+    assert not (LinearKernel() + RBFKernel()).equivalent(RBFKernel() + LinearKernel())
+    assert not (LinearKernel() + RBFKernel()).equivalent(LinearKernel() * RBFKernel())
+    assert not (2 * RBFKernel()).equivalent(3 * RBFKernel())
+    assert not RBFKernel().equivalent("rbf")
+
+
+class LearnableRBF(Kernel):
+    """An RBF kernel whose log length scale is learned (a user kernel with parameters)."""
+
+    def __init__(self):
+        super().__init__()
+        self.log_gamma = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, U, V):
+        return torch.exp(-self.log_gamma.exp() * squared_distances(U, V))
+
+
+def test_equal_kernels_stay_distinct_modules():
+    # torch collects sub-modules in sets: kernels equal by value would be merged there.
+    a, b = RBFKernel(gamma=0.5), RBFKernel(gamma=0.5)
+    assert len({a, b}) == 2
+    container = torch.nn.ModuleList([LearnableRBF(), LearnableRBF(), LearnableRBF()])
+    assert len(list(container.modules())) == 4
+    assert len(list(container.parameters())) == 3
+
+
+def test_equivalence_compares_learnable_parameters():
+    a, b = LearnableRBF(), LearnableRBF()
+    assert a.equivalent(b)
+    with torch.no_grad():
+        b.log_gamma.add_(1.0)
+    assert not a.equivalent(b)
 
 
 def test_lambda_callable_kernel_does_not_pickle_but_function_does():
     k = CallableKernel(lambda U, V: U @ V.T)
     with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
         pickle.dumps(k)
-    assert pickle.loads(pickle.dumps(CallableKernel(cosine_kernel))) == CallableKernel(
-        cosine_kernel
+    assert pickle.loads(pickle.dumps(CallableKernel(cosine_kernel))).equivalent(
+        CallableKernel(cosine_kernel)
     )
 
 
@@ -568,7 +596,7 @@ def test_callable_kernel_checks_output_shape(func, got):
 )
 def test_get_kernel_by_name(name, cls):
     k = get_kernel(name)
-    assert type(k) is cls and k == cls()
+    assert type(k) is cls and k.equivalent(cls())
     assert get_kernel(name) is not k  # a fresh instance each time
     assert KERNELS[name] is cls
 
@@ -576,7 +604,7 @@ def test_get_kernel_by_name(name, cls):
 def test_get_kernel_copies_instances():
     k = RBFKernel(gamma=0.25)
     got = get_kernel(k)
-    assert got == k and got is not k
+    assert got.equivalent(k) and got is not k
 
 
 @pytest.mark.parametrize("bad", ["RBF", "gauss", "", "finite-support"])

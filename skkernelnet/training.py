@@ -12,18 +12,13 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections import deque
 from dataclasses import dataclass, field
 
 import torch
+from sklearn.exceptions import ConvergenceWarning
 
 __all__ = ["TrainingMonitor", "TrainingResult", "lbfgs", "adam", "ConvergenceWarning"]
-
-try:  # share scikit-learn's warning class when it is there; this module does not need it.
-    from sklearn.exceptions import ConvergenceWarning
-except ImportError:  # pragma: no cover
-
-    class ConvergenceWarning(UserWarning):
-        """Raised when training stops before converging."""
 
 
 @dataclass
@@ -43,8 +38,14 @@ class TrainingResult:
     best_iter : int
         Iteration (1-based) whose parameters were restored.
     stop_reason : str
-        "converged", "max_iter", "no_improvement", "diverged", "interrupted"
-        or "callback".
+        Why the loop ended: "converged" (L-BFGS: the largest gradient entry
+        fell to ``gtol``), "line_search_failed" (L-BFGS: no step along the
+        search direction lowered the objective; at the precision of the
+        parameters' dtype the objective cannot be improved from there, which
+        usually happens close to a minimum), "max_iter", "no_improvement"
+        (``n_iter_no_change`` iterations without an improvement of ``tol``),
+        "diverged" (a non-finite objective), "interrupted" (Ctrl-C) or
+        "callback" (a callback returned True).
 
     Examples
     --------
@@ -255,6 +256,15 @@ def lbfgs(params, closure, monitor, *, history_size=10, gtol=1e-5, max_backtrack
     accepted, which is the usual case; torch's ``LBFGS`` with a strong-Wolfe
     search re-evaluates the accepted point on every ``step`` call.
 
+    The loop ends when the largest absolute gradient entry is at most
+    ``gtol`` (``monitor.result.stop_reason == "converged"``), when
+    ``max_backtracks`` halvings of the step find no sufficient decrease
+    ("line_search_failed"; the parameters stay at the last accepted point),
+    or when the monitor stops it ("max_iter", "no_improvement", "diverged",
+    "callback"). Curvature pairs with ``y.s <= 1e-10 y.y`` are skipped, and a
+    search direction that is not a descent direction (possible only through
+    rounding) discards the history and restarts from steepest descent.
+
     Parameters
     ----------
     params : list of Tensor
@@ -265,7 +275,8 @@ def lbfgs(params, closure, monitor, *, history_size=10, gtol=1e-5, max_backtrack
     monitor : TrainingMonitor
         Receives each finished iteration and decides when to stop.
     history_size : int, default=10
-        Number of correction pairs kept (scipy's ``maxcor``).
+        Number of correction pairs kept (scipy's ``maxcor``); the oldest is
+        dropped when a new one arrives.
     gtol : float, default=1e-5
         Stop when the largest absolute gradient entry falls below this.
     max_backtracks : int, default=20
@@ -282,13 +293,13 @@ def lbfgs(params, closure, monitor, *, history_size=10, gtol=1e-5, max_backtrack
     ...     return loss.item()
     >>> with TrainingMonitor(torch.nn.ParameterList([w]), max_iter=50) as monitor:
     ...     lbfgs([w], closure, monitor)
-    >>> torch.allclose(w, torch.tensor([1.0, -2.0]), atol=1e-4)
-    True
+    >>> torch.allclose(w, torch.tensor([1.0, -2.0]), atol=1e-4), monitor.result.stop_reason
+    (True, 'converged')
     """
     params = [p for p in params if p.requires_grad]
     loss = closure()
     grad = _flat_grad(params)
-    s_hist, y_hist, rho_hist = [], [], []
+    history = deque(maxlen=history_size)  # (s, y, 1 / y.s), oldest first
     first = True
     while True:
         if not math.isfinite(loss):
@@ -297,12 +308,12 @@ def lbfgs(params, closure, monitor, *, history_size=10, gtol=1e-5, max_backtrack
         if grad.abs().max() <= gtol:
             monitor.result.stop_reason = "converged"
             return
-        direction = _two_loop(grad, s_hist, y_hist, rho_hist)
+        direction = _two_loop(grad, history)
         slope = float(grad @ direction)
         if slope >= 0:  # not a descent direction: restart from steepest descent
-            s_hist.clear(), y_hist.clear(), rho_hist.clear()
+            history.clear()
             direction, slope = -grad, -float(grad @ grad)
-        step = min(1.0, 1.0 / float(grad.abs().sum())) if first and not s_hist else 1.0
+        step = min(1.0, 1.0 / float(grad.abs().sum())) if first and not history else 1.0
         first = False
         taken = 0.0
         for _ in range(max_backtracks):
@@ -314,34 +325,34 @@ def lbfgs(params, closure, monitor, *, history_size=10, gtol=1e-5, max_backtrack
             step *= 0.5
         else:
             _add_to_params(params, -taken, direction)
-            closure()
+            closure()  # gradients (and anything the closure records) at the kept point
             if not math.isfinite(new_loss):  # non-finite along the whole search: diverged
                 monitor.step(new_loss)
             else:
-                monitor.result.stop_reason = "converged"
+                monitor.result.stop_reason = "line_search_failed"
             return
         new_grad = _flat_grad(params)
         s, y = step * direction, new_grad - grad
         ys = float(y @ s)
         if ys > 1e-10 * float(y @ y):
-            if len(s_hist) == history_size:
-                s_hist.pop(0), y_hist.pop(0), rho_hist.pop(0)
-            s_hist.append(s), y_hist.append(y), rho_hist.append(1.0 / ys)
+            history.append((s, y, 1.0 / ys))
         loss, grad = new_loss, new_grad
         if monitor.step(loss):
             return
 
 
-def _two_loop(grad, s_hist, y_hist, rho_hist):
+def _two_loop(grad, history):
+    """The L-BFGS search direction ``-H grad`` from the correction pairs (oldest first)."""
     q = -grad.clone()
     alphas = []
-    for s, y, rho in zip(reversed(s_hist), reversed(y_hist), reversed(rho_hist)):
+    for s, y, rho in reversed(history):
         a = rho * float(s @ q)
         alphas.append(a)
         q.add_(y, alpha=-a)
-    if s_hist:
-        q.mul_(float(s_hist[-1] @ y_hist[-1]) / float(y_hist[-1] @ y_hist[-1]))
-    for s, y, rho, a in zip(s_hist, y_hist, rho_hist, reversed(alphas)):
+    if history:
+        s, y, _ = history[-1]
+        q.mul_(float(s @ y) / float(y @ y))
+    for (s, y, rho), a in zip(history, reversed(alphas)):
         b = rho * float(y @ q)
         q.add_(s, alpha=a - b)
     return q

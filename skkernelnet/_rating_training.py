@@ -143,6 +143,7 @@ class BlendedValidation:
     """
 
     def __init__(self, problems, y, offset, rating_range):
+        self.problems = problems
         held_out = problems[0].validation_ratings
         self.ratings = y[held_out]
         self.offset = offset[held_out]

@@ -132,7 +132,9 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         Known item ids.
     global_mean_ : float
     user_bias_, item_bias_ : ndarray
-        Shrunken mean deviations (:class:`RatingBaseline`) used by the fallback.
+        Shrunken mean deviations (:class:`RatingBaseline`): what the networks'
+        outputs are added to, and the fallback. Fitted on the training ratings
+        less the held-out ones (with ``early_stopping``).
     rating_range_ : tuple of float
         (min, max) of the training ratings; predictions are clipped to it.
     module_ : KernelNetwork
@@ -272,11 +274,12 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         self._resolve_runtime(reset=first_call)
         n_users, n_items = len(self.user_ids_), len(self.item_ids_)
         self.rating_range_ = (float(y.min()), float(y.max()))
-        self.global_mean_, self.user_bias_, self.item_bias_ = fit_biases(
-            user_idx, item_idx, y, n_users, n_items
-        )
         self._ratings = sp.csr_matrix((y, (user_idx, item_idx)), shape=(n_users, n_items))
         train, validation = self._hold_out(len(y))
+        # The baseline is fitted without the held-out ratings, which it is evaluated on.
+        self.global_mean_, self.user_bias_, self.item_bias_ = fit_biases(
+            user_idx[train], item_idx[train], y[train], n_users, n_items
+        )
         self._init_networks(first_call)
         self._build_views()
 

@@ -1,5 +1,6 @@
 """Tests of skkernelnet.layers (KernelLinear and its input paths) and skkernelnet.networks."""
 
+import copy
 import math
 import pickle
 import re
@@ -491,10 +492,38 @@ def test_forward_at_empty_and_full_index():
     torch.testing.assert_close(layer.forward_at(x, idx), layer(x)[rows, cols])
 
 
-def test_entry_index_to_device_copy():
+def _tensors(obj):
+    return {name: value for name, value in vars(obj).items() if isinstance(value, torch.Tensor)}
+
+
+def test_entry_index_to_moves_every_tensor_and_leaves_the_original():
+    # "meta" is a device every machine has: a CPU-to-CPU move could not tell a copy that
+    # moved from one that stayed.
     idx = EntryIndex([0, 2], [1, 0], shape=(3, 2))
-    moved = idx.to("cpu")
-    assert moved is not idx and torch.equal(moved.rows, idx.rows) and moved.shape == idx.shape
+    moved = idx.to("meta")
+    assert moved is not idx and moved.shape == idx.shape and moved.n_pairs == idx.n_pairs
+    assert _tensors(moved).keys() == _tensors(idx).keys() and _tensors(moved)
+    assert all(t.device.type == "meta" for t in _tensors(moved).values())
+    assert all(t.device.type == "cpu" for t in _tensors(idx).values())
+
+
+def test_sparse_input_to_casts_the_matrix_and_its_transpose():
+    x = SparseInput(torch.tensor([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]]).to_sparse_csr())
+    cast = x.to(torch.float64)
+    assert cast.csr.dtype == cast.csr_t.dtype == torch.float64
+    assert x.csr.dtype == x.csr_t.dtype == torch.float32
+    torch.testing.assert_close(cast.csr_t.to_dense(), cast.csr.to_dense().T)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_forward_at_on_cuda_matches_cpu():
+    layer = KernelLinear(6, 4, kernel="finite_support", gated=True).double()
+    x = make_x(5, 6, seed=3, density=0.5)
+    rows, cols = random_pairs(5, 4, 8, seed=4)
+    index = EntryIndex(rows, cols, shape=(5, 4))
+    expected = layer.forward_at(x, index)
+    on_gpu = copy.deepcopy(layer).to("cuda").forward_at(x.to("cuda"), index.to("cuda"))
+    torch.testing.assert_close(on_gpu.cpu(), expected)
 
 
 # --------------------------------------------------------------------------- gradcheck

@@ -6,7 +6,7 @@ L-BFGS run. :class:`OrientationProblem` holds what one orientation trains on
 held-out ratings are); :class:`JointObjective` is the closure L-BFGS
 evaluates, the sum of the orientations' objectives; :class:`BlendedValidation`
 scores the blend of the orientations on the held-out ratings after each
-iteration and fits the blend weight there.
+iteration and fits the networks' weights against the bias baseline there.
 """
 
 from __future__ import annotations
@@ -19,20 +19,95 @@ import torch
 from ._orientation import OrientationView, rating_objective
 from .layers import EntryIndex, SparseInput
 
-__all__ = ["BlendedValidation", "JointObjective", "OrientationProblem", "blend_weight"]
+__all__ = [
+    "BlendedValidation",
+    "JointObjective",
+    "OrientationProblem",
+    "network_weights",
+    "significant_or_zero",
+]
 
-# Weight of the primary network when there are no held-out ratings to fit it on:
-# the weights fitted on held-out ratings of ML-100K u1 and ML-1M were 0.6-0.75.
-DEFAULT_BLEND_WEIGHT = 0.7
+# Weights of the primary and secondary networks when there are no held-out ratings to
+# fit them on: the blend weights fitted on held-out ratings of ML-100K u1 and ML-1M were
+# 0.6-0.75 for the primary network.
+DEFAULT_NETWORK_WEIGHTS = (0.7, 0.3)
+
+# Keep the networks only when their gain over the bias baseline on the held-out ratings
+# exceeds this many standard errors of the mean gain per rating.
+SIGNIFICANT_GAIN = 2.0
 
 
-def blend_weight(primary, secondary, target):
-    """Least-squares weight w of ``w * primary + (1 - w) * secondary``, clipped to [0, 1]."""
-    diff = primary - secondary
-    denom = float((diff * diff).sum())
-    if denom <= 0:
-        return 1.0
-    return float(np.clip(float((diff * (target - secondary)).sum()) / denom, 0.0, 1.0))
+def network_weights(outputs, target):
+    """Weights ``w`` of ``target ~ sum_k w_k outputs[k]`` with ``w >= 0`` and ``sum(w) <= 1``.
+
+    Least squares over that polytope: each network's output is a correction of the
+    bias baseline, so ``w = 0`` is the baseline itself, a sum below 1 shrinks the
+    networks toward it, and the networks are never trusted more than as trained.
+    With one or two networks the optimum is the best of the optima of the
+    polytope's interior and of its edges, which are enumerated here.
+
+    Parameters
+    ----------
+    outputs : list of one or two ndarray of shape (n,)
+    target : ndarray of shape (n,)
+        The residual of the bias baseline.
+
+    Returns
+    -------
+    ndarray of shape (len(outputs),)
+    """
+    outputs = [np.asarray(o, dtype=np.float64) for o in outputs]
+    target = np.asarray(target, dtype=np.float64)
+    if len(outputs) > 2:
+        raise ValueError(f"at most two networks are weighted, got {len(outputs)}.")
+
+    def combine(w):
+        return sum(wk * o for wk, o in zip(w, outputs))
+
+    def loss(w):
+        resid = target - combine(w)
+        return float(resid @ resid)
+
+    def best_on_segment(start, direction):
+        """Best point of ``start + t * direction`` for t in [0, 1]."""
+        d = combine(direction)
+        denom = float(d @ d)
+        t = 0.0 if denom <= 0 else float(np.clip(d @ (target - combine(start)) / denom, 0, 1))
+        return np.asarray(start, dtype=np.float64) + t * np.asarray(direction, dtype=np.float64)
+
+    k = len(outputs)
+    origin = np.zeros(k)
+    candidates = [origin] + [best_on_segment(origin, np.eye(k)[j]) for j in range(k)]
+    if k == 2:
+        candidates.append(best_on_segment([0.0, 1.0], [1.0, -1.0]))  # the edge w0 + w1 = 1
+        gram = np.array([[o @ p for p in outputs] for o in outputs])
+        try:
+            interior = np.linalg.solve(gram, [o @ target for o in outputs])
+        except np.linalg.LinAlgError:
+            interior = None
+        if interior is not None and (interior >= 0).all() and interior.sum() <= 1:
+            candidates.append(interior)
+    return min(candidates, key=loss)
+
+
+def significant_or_zero(weights, outputs, target):
+    """The weights, or zeros when the networks' gain on the held-out ratings is noise.
+
+    The gain per rating is the reduction of the bias baseline's squared error
+    (``target`` is its residual). Unless its mean exceeds ``SIGNIFICANT_GAIN``
+    standard errors, the networks' apparent help is within what chance and the
+    choice of the iteration on the same ratings give, and the model falls back
+    to the baseline.
+    """
+    target = np.asarray(target, dtype=np.float64)
+    fitted = sum(w * np.asarray(o, dtype=np.float64) for w, o in zip(weights, outputs))
+    gain = target**2 - (target - fitted) ** 2
+    if len(gain) < 2:
+        return np.asarray(weights, dtype=np.float64)
+    standard_error = gain.std(ddof=1) / np.sqrt(len(gain))
+    if gain.mean() > SIGNIFICANT_GAIN * standard_error:
+        return np.asarray(weights, dtype=np.float64)
+    return np.zeros(len(weights))
 
 
 def rmse(prediction, target):
@@ -127,7 +202,7 @@ class BlendedValidation:
 
     The objective reports each orientation's outputs at the held-out entries
     (:meth:`observe`) whenever it is evaluated; calling this object then
-    blends the latest outputs with the least-squares weight and returns
+    weighs the latest outputs against the bias baseline (:func:`network_weights`) and returns
     ``-RMSE`` of the clipped prediction (higher is better).
 
     Parameters
@@ -168,21 +243,16 @@ class BlendedValidation:
             for latest, to_primary in zip(self._latest, self._to_primary)
         ]
 
-    def weight(self):
-        """Least-squares blend weight of the primary orientation at the latest outputs."""
-        return self._weight(self.outputs())
-
-    def _weight(self, outputs):
-        if len(outputs) == 1:
-            return 1.0
-        return blend_weight(outputs[0], outputs[1], self.ratings - self.offset)
+    def weights(self):
+        """Weights of the networks at the latest outputs (:func:`network_weights`), or
+        zeros when they do not help significantly (:func:`significant_or_zero`)."""
+        outputs, residual = self.outputs(), self.ratings - self.offset
+        return significant_or_zero(network_weights(outputs, residual), outputs, residual)
 
     def __call__(self):
         outputs = self.outputs()
-        weight = self._weight(outputs)
-        prediction = self.offset + weight * outputs[0]
-        if len(outputs) > 1:
-            prediction = prediction + (1.0 - weight) * outputs[1]
+        weights = network_weights(outputs, self.ratings - self.offset)
+        prediction = self.offset + sum(w * o for w, o in zip(weights, outputs))
         prediction = np.clip(prediction, *self.rating_range)
         return -rmse(prediction, self.ratings)
 

@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import BaseKernelNet, seeded
 from ._orientation import OrientationView, other_orientation, rating_objective
 from ._rating_training import (
-    DEFAULT_BLEND_WEIGHT,
+    DEFAULT_NETWORK_WEIGHTS,
     BlendedValidation,
     JointObjective,
     OrientationProblem,
@@ -45,6 +45,18 @@ from .training import lbfgs
 
 __all__ = ["KernelCollaborativeFilter", "RatingBaseline", "rating_objective"]
 
+# hidden_layer_sizes="auto": two hidden layers whose width w gives each autoencoder's
+# input and output layers about 20 free weights per training rating
+# (2 * n_inputs * w = 20 * n_ratings), between 32 and 500 units. The factor keeps the
+# paper's 500 units on ML-100K and ML-1M and shrinks the networks (and the fit time)
+# where there are few ratings for many users or items.
+_AUTO_WIDTH = (20.0, 32, 500)
+
+# validation_fraction="auto": 2% of the ratings, but at least 1,000 ratings (a few
+# hundred held-out numbers cannot pick an iteration or weigh the networks reliably)
+# and at most 10%.
+_AUTO_VALIDATION = (0.02, 1000, 0.1)
+
 
 class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet):
     """Rating prediction with the kernelized autoencoder of Muller et al. (ICML 2018).
@@ -54,12 +66,16 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
     reconstructs them, and the reconstruction at ``(item, user)`` is the
     predicted rating. Only observed ratings enter the loss. With ``blend``
     (the default) a user-based autoencoder is trained alongside, in the same
-    L-BFGS run, and the prediction is ``w * item-based + (1 - w) * user-based``
-    with ``w`` fitted on the held-out ratings: the two views make different
-    errors, and the blend usually helps (see the user guide). The networks
-    model the residual of the bias baseline ``global_mean_ + user_bias_ +
-    item_bias_`` (the input is still the raw ratings), which matters on sparse
-    data where many items have few ratings.
+    L-BFGS run: the two views make different errors, and the blend usually
+    helps (see the user guide). The networks model the residual of the bias
+    baseline ``global_mean_ + user_bias_ + item_bias_`` (the input is still the
+    raw ratings), and the prediction is ``baseline + w_1 * item-based + w_2 *
+    user-based`` with non-negative weights of sum at most 1
+    (``network_weights_``) fitted on the held-out ratings. The weights shrink
+    the networks toward the baseline when they help little, and are zero (the
+    model predicts the baseline) when their gain there is not significant: on
+    data too sparse for the networks the model is no worse than the baseline by
+    construction.
 
     ``X`` holds ``(user id, item id)`` pairs (any hashable ids), ``y`` the
     ratings; ``predict`` returns ratings clipped to the training range and
@@ -68,8 +84,13 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
 
     Parameters
     ----------
-    hidden_layer_sizes : array-like of int, default=(500, 500)
-        Widths of the hidden layers.
+    hidden_layer_sizes : "auto" or array-like of int, default="auto"
+        Widths of the hidden layers. "auto" sizes each autoencoder to the data:
+        two hidden layers of ``w = clip(10 * n_ratings / n_inputs, 32, 500)``
+        units, which gives its input and output layers about 20 free weights
+        per training rating; that is the paper's 500 units on MovieLens-100K and
+        1M, and much smaller (and faster) networks where few ratings are spread
+        over many users or items.
     kernel : str, Kernel or callable, default="finite_support"
         Kernel of every layer.
     embedding_dim : int, default=5
@@ -100,9 +121,10 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         iteration with the lowest RMSE on them and restore its parameters.
         The held-out ratings are still part of the network's input when
         predicting.
-    validation_fraction : float, default=0.02
-        Share of training ratings held out for early stopping (and for the
-        blend weight).
+    validation_fraction : "auto" or float, default="auto"
+        Share of training ratings held out for early stopping and for the
+        networks' weights. "auto" holds out 2%, but at least 1,000 ratings and
+        at most 10%.
     orientation : {"item", "user"}, default="item"
         The primary autoencoder: "item"-based (each item's ratings by users are
         the input, the paper's model) or "user"-based. ``module_``,
@@ -141,8 +163,16 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         The primary autoencoder.
     blend_module_ : KernelNetwork or None
         The autoencoder of the other orientation (None without ``blend``).
+    network_weights_ : ndarray of shape (n_networks,)
+        Weight of each autoencoder's output (primary first) in the prediction
+        ``baseline + sum_k w_k * output_k``: non-negative, of sum at most 1,
+        fitted on the held-out ratings at the restored iteration. A sum below 1
+        shrinks the networks toward the bias baseline; all zeros means their
+        gain on the held-out ratings was not significant (below two standard
+        errors) and the model predicts the baseline. Without early stopping:
+        (0.7, 0.3), or (1,) without ``blend``.
     blend_weight_ : float
-        Weight of the primary autoencoder in the prediction.
+        Share of the primary autoencoder in the networks' weights.
     n_iter_, loss_curve_, best_loss_, validation_scores_, best_validation_score_
         As for the other estimators; validation scores are ``-RMSE``.
 
@@ -167,11 +197,17 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         "handle_unknown": [StrOptions({"fallback", "error"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither"), StrOptions({"auto"})],
     }
 
     def __init__(
         self,
-        hidden_layer_sizes=(500, 500),
+        hidden_layer_sizes="auto",
         *,
         kernel="finite_support",
         embedding_dim=5,
@@ -183,7 +219,7 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         tol=1e-4,
         n_iter_no_change=50,
         early_stopping=True,
-        validation_fraction=0.02,
+        validation_fraction="auto",
         orientation="item",
         blend=True,
         handle_unknown="fallback",
@@ -224,10 +260,18 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
     def _modules(self):
         return [self.module_] + ([self.blend_module_] if self.blend_module_ is not None else [])
 
-    def _new_network(self, n_outputs):
+    def _network_hidden_sizes(self, n_inputs, n_ratings):
+        """Hidden widths of one autoencoder: as given, or sized to the data ("auto")."""
+        if not (isinstance(self.hidden_layer_sizes, str) and self.hidden_layer_sizes == "auto"):
+            return self._hidden_sizes()
+        params_per_rating, low, high = _AUTO_WIDTH
+        width = int(np.clip(params_per_rating * n_ratings / (2 * n_inputs), low, high))
+        return (width, width)
+
+    def _new_network(self, n_outputs, n_ratings):
         return KernelNetwork(
             n_outputs,
-            self._hidden_sizes(),
+            self._network_hidden_sizes(n_outputs, n_ratings),
             n_outputs,
             embedding_dim=self.embedding_dim,
             kernel=self.kernel,
@@ -280,7 +324,7 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         self.global_mean_, self.user_bias_, self.item_bias_ = fit_biases(
             user_idx[train], item_idx[train], y[train], n_users, n_items
         )
-        self._init_networks(first_call)
+        self._init_networks(first_call, len(train))
         self._build_views()
 
         offset = self._offset(user_idx, item_idx)
@@ -305,13 +349,20 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
             validate=blended,
         )
         modules.eval()
-        if not self.blend:
-            self.blend_weight_ = 1.0
-        elif blended is None:
-            self.blend_weight_ = DEFAULT_BLEND_WEIGHT
-        else:  # refit the weight at the restored (best) parameters
+        if blended is None:
+            weights = np.asarray(DEFAULT_NETWORK_WEIGHTS[: len(problems)] if self.blend else [1.0])
+        else:  # refit the weights at the restored (best) parameters
             objective.observe_validation()
-            self.blend_weight_ = blended.weight()
+            weights = blended.weights()
+        self.network_weights_ = weights
+        total = float(weights.sum())
+        self.blend_weight_ = float(weights[0] / total) if total > 0 else 1.0
+        if self.verbose and total < 1.0:
+            print(
+                f"{type(self).__name__}: network weights {np.round(weights, 3).tolist()} "
+                "against the bias baseline (fitted on the held-out ratings; zeros: the "
+                "networks did not help there, and the model predicts the baseline)."
+            )
         return self
 
     def _store_feature_names(self, X):
@@ -346,18 +397,20 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
             return positions, None
         if n_ratings < 2:
             raise ValueError("early_stopping needs at least 2 ratings; set early_stopping=False.")
-        return train_test_split(
-            positions, test_size=self.validation_fraction, random_state=self._random_state
-        )
+        share = self.validation_fraction
+        if share == "auto":
+            fraction, at_least, at_most = _AUTO_VALIDATION
+            share = float(min(at_most, max(fraction, at_least / n_ratings)))
+        return train_test_split(positions, test_size=share, random_state=self._random_state)
 
-    def _init_networks(self, first_call):
+    def _init_networks(self, first_call, n_train):
         """New networks unless a warm start can continue the previous ones."""
         reuse = not first_call and (getattr(self, "blend_module_", None) is not None) == self.blend
         if reuse:
             return
         n_outputs = {"item": len(self.user_ids_), "user": len(self.item_ids_)}
         with seeded(self._seed):
-            modules = [self._new_network(n_outputs[o]) for o in self._orientations()]
+            modules = [self._new_network(n_outputs[o], n_train) for o in self._orientations()]
         self.module_ = modules[0]
         self.blend_module_ = modules[1] if self.blend else None
 
@@ -376,10 +429,7 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         return user_idx, item_idx
 
     def _blended(self, outputs):
-        pred = self.blend_weight_ * outputs[0]
-        if len(outputs) > 1:
-            pred = pred + (1.0 - self.blend_weight_) * outputs[1]
-        return pred
+        return sum(w * o for w, o in zip(self.network_weights_, outputs))
 
     def predict(self, X):
         """Predict ratings for (user, item) pairs.

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import root_mean_squared_error
 from sklearn.model_selection import GridSearchCV, KFold, cross_validate
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -274,17 +275,73 @@ def test_blend_trains_both_orientations(fitted, ratings):
     no_holdout = KernelCollaborativeFilter(early_stopping=False, **SMALL).fit(X, y)
     assert no_holdout.validation_scores_ is None
     assert 0.0 < no_holdout.blend_weight_ < 1.0
+    np.testing.assert_allclose(no_holdout.network_weights_, [0.7, 0.3])
 
 
-def test_blend_weight_is_least_squares():
-    from skkernelnet._rating_training import blend_weight
+def test_network_weights_are_constrained_least_squares():
+    from scipy.optimize import minimize
+
+    from skkernelnet._rating_training import network_weights as _network_weights
 
     rng = np.random.RandomState(0)
     a, b = rng.randn(50), rng.randn(50)
-    target = 0.3 * a + 0.7 * b
-    assert blend_weight(a, b, target) == pytest.approx(0.3)
-    assert blend_weight(a, b, 2 * a - b) == 1.0  # clipped
-    assert blend_weight(a, a, a) == 1.0  # identical views
+    np.testing.assert_allclose(_network_weights([a, b], 0.3 * a + 0.5 * b), [0.3, 0.5])
+    np.testing.assert_allclose(_network_weights([a, b], 0.3 * a + 0.7 * b), [0.3, 0.7])
+    np.testing.assert_allclose(_network_weights([a, b], -a - b), [0.0, 0.0])  # the baseline
+    # outside the polytope: compare with a generic constrained solver
+    for target in (2 * a - b, 3 * a + 2 * b, -a + 0.5 * b, rng.randn(50)):
+        got = _network_weights([a, b], target)
+        assert (got >= -1e-12).all() and got.sum() <= 1 + 1e-12
+
+        def loss(w, target=target):
+            return float(((target - w[0] * a - w[1] * b) ** 2).sum())
+
+        best = minimize(loss, [0.2, 0.2], bounds=[(0, 1), (0, 1)], method="SLSQP",
+                        constraints=[{"type": "ineq", "fun": lambda w: 1 - w.sum()}])
+        assert loss(got) <= best.fun + 1e-9
+    np.testing.assert_allclose(_network_weights([a], 0.4 * a), [0.4])
+    np.testing.assert_allclose(_network_weights([a], 3 * a), [1.0])
+    np.testing.assert_allclose(_network_weights([a, a], a).sum(), 1.0)  # identical views
+
+
+def test_insignificant_network_gain_falls_back_to_baseline():
+    from skkernelnet._rating_training import significant_or_zero as _significant_or_zero
+
+    rng = np.random.RandomState(0)
+    signal = rng.randn(2000)
+    target = signal + rng.randn(2000)
+    kept = _significant_or_zero(np.array([0.5, 0.5]), [signal, signal], target)
+    np.testing.assert_allclose(kept, [0.5, 0.5])
+    noise = rng.randn(2000)
+    dropped = _significant_or_zero(np.array([0.02, 0.0]), [noise, noise], target)
+    np.testing.assert_allclose(dropped, [0.0, 0.0])
+
+
+def test_networks_that_do_not_help_give_the_baseline():
+    # ratings that are user bias + item bias + noise: nothing for the networks to learn
+    rng = np.random.RandomState(0)
+    users, items = rng.randint(0, 60, 3000), rng.randint(0, 40, 3000)
+    pairs = np.unique(np.c_[users, items], axis=0)
+    y = 3 + rng.randn(60)[pairs[:, 0]] * 0.5 + rng.randn(40)[pairs[:, 1]] * 0.5
+    y = y + rng.randn(len(pairs))
+    with pytest.warns(ConvergenceWarning):
+        model = KernelCollaborativeFilter(max_iter=30, random_state=0).fit(pairs, y)
+    np.testing.assert_array_equal(model.network_weights_, [0.0, 0.0])
+    np.testing.assert_allclose(model.predict(pairs), RatingBaseline().fit(pairs, y).predict(pairs))
+
+
+def test_auto_sizes_follow_the_data():
+    rng = np.random.RandomState(0)
+    pairs = np.unique(np.c_[rng.randint(0, 300, 2000), rng.randint(0, 100, 2000)], axis=0)
+    y = rng.randint(1, 6, len(pairs)).astype(float)
+    model = KernelCollaborativeFilter(max_iter=2, random_state=0).fit(pairs, y)
+    n_fit = len(y) - max(round(0.1 * len(y)), 1)  # "auto" validation: 10% of few ratings
+    for module, n_inputs in ((model.module_, 300), (model.blend_module_, 100)):
+        expected = int(np.clip(20 * n_fit / (2 * n_inputs), 32, 500))
+        assert [layer.out_features for layer in module.layers[:-1]] == [expected, expected]
+    wide = KernelCollaborativeFilter(hidden_layer_sizes=(7,), max_iter=2).fit(pairs, y)
+    assert wide.module_.layers[0].out_features == 7
+
 
 
 def test_user_orientation(ratings):

@@ -1,0 +1,96 @@
+"""Validation runs behind KernelCollaborativeFilter's data-dependent defaults.
+
+Every number here comes from TRAINING ratings only: for each protocol of
+``bench_sparse_suite.py`` this script takes the training part of split 0 (for
+``ml-1m``: folds 0-6 only, never the test folds 7-9; for ``ml-100k-u1``:
+``u1.base``), holds out 10% of it at random (seed 100) as validation ratings,
+fits each candidate on the rest and reports the validation RMSE next to the
+user+item bias baseline fitted on the same ratings.
+
+    python benchmarks/choose_cf_mechanism.py --protocols sparse-0.06 wide-2 \\
+        --candidates '{}' '{"hidden_layer_sizes": [100, 100]}'
+
+Each candidate is a JSON dict of parameters over the defaults. Results are
+merged into ``results/choose_cf_mechanism.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, data_home, markdown_table, write_results  # noqa: E402
+from bench_sparse_suite import ML1M_FOLD_SEED, PROTOCOLS, protocol_splits, rmse  # noqa: E402
+
+from skkernelnet import KernelCollaborativeFilter, RatingBaseline  # noqa: E402
+from skkernelnet.datasets import fetch_movielens  # noqa: E402
+
+NAME = "choose_cf_mechanism"
+
+
+def development_data(protocol, home):
+    """The ratings a protocol lets us choose on: training data of split 0, no test fold."""
+    if protocol == "ml-1m":
+        data = fetch_movielens("1m", data_home=home)
+        folds = np.random.default_rng(ML1M_FOLD_SEED).permutation(len(data.target)) % 10
+        keep = folds < 7
+        return data.data[keep], data.target[keep]
+    _, X_train, y_train, _, _ = next(iter(protocol_splits(protocol, 1, home)))
+    return X_train, y_train
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--protocols", nargs="+", default=PROTOCOLS, choices=PROTOCOLS)
+    parser.add_argument("--candidates", nargs="+", default=["{}"])
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    home = data_home()
+    path = RESULTS / f"{NAME}.json"
+    records = json.loads(path.read_text())["records"] if path.exists() else []
+    for protocol in args.protocols:
+        X, y = development_data(protocol, home)
+        order = np.random.default_rng(100).permutation(len(y))
+        n_val = len(y) // 10
+        val, fit = order[:n_val], order[n_val:]
+        bias = rmse(RatingBaseline().fit(X[fit], y[fit]).predict(X[val]), y[val])
+        for text in args.candidates:
+            params = json.loads(text)
+            model = KernelCollaborativeFilter(random_state=0, **params)
+            start = time.perf_counter()
+            with threadpool_limits(limits=1, user_api="blas"):
+                model.fit(X[fit], y[fit])
+            seconds = time.perf_counter() - start
+            score = rmse(model.predict(X[val]), y[val])
+            record = {
+                "protocol": protocol, "candidate": text, "val_rmse": score, "bias_rmse": bias,
+                "ratio": score / bias, "fit_seconds": seconds, "n_fit": int(len(fit)),
+                "n_iter": int(model.n_iter_),
+                "network_weights": [float(w) for w in model.network_weights_],
+            }
+            records = [r for r in records
+                       if (r["protocol"], r["candidate"]) != (protocol, text)] + [record]
+            print(f"{protocol:12s} {text:45s} val {score:.4f} bias {bias:.4f} "
+                  f"ratio {score / bias:.4f} ({seconds:.0f} s, weights "
+                  f"{np.round(model.network_weights_, 2).tolist()})", flush=True)
+            rows = [[r["protocol"], f"`{r['candidate']}`", f"{r['val_rmse']:.4f}",
+                     f"{r['bias_rmse']:.4f}", f"{r['ratio']:.4f}", f"{r['fit_seconds']:.0f} s",
+                     str(np.round(r["network_weights"], 2).tolist())]
+                    for r in sorted(records, key=lambda r: (PROTOCOLS.index(r["protocol"]),
+                                                            r["candidate"]))]
+            table = markdown_table(["protocol", "candidate", "validation RMSE", "biases",
+                                    "ratio", "fit", "network weights"], rows)
+            write_results(NAME, {"records": records}, table)
+
+
+if __name__ == "__main__":
+    main()

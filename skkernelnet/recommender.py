@@ -155,8 +155,9 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
     global_mean_ : float
     user_bias_, item_bias_ : ndarray
         Shrunken mean deviations (:class:`RatingBaseline`): what the networks'
-        outputs are added to, and the fallback. Fitted on the training ratings
-        less the held-out ones (with ``early_stopping``).
+        outputs are added to, and the fallback. During training they are fitted
+        without the held-out ratings (which score the networks against them);
+        the final ones are refitted on every training rating.
     rating_range_ : tuple of float
         (min, max) of the training ratings; predictions are clipped to it.
     module_ : KernelNetwork
@@ -355,6 +356,12 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
             objective.observe_validation()
             weights = blended.weights()
         self.network_weights_ = weights
+        if validation is not None:
+            # The held-out ratings have done their job (choosing the iteration and the
+            # weights, with a baseline that never saw them); the final baseline uses them.
+            self.global_mean_, self.user_bias_, self.item_bias_ = fit_biases(
+                user_idx, item_idx, y, n_users, n_items
+            )
         total = float(weights.sum())
         self.blend_weight_ = float(weights[0] / total) if total > 0 else 1.0
         if self.verbose and total < 1.0:

@@ -190,7 +190,9 @@ def _held_out_outputs(validation):
     return held_out, outputs
 
 
-def test_early_stopping_restores_best_and_refits_the_blend_weight_there(ratings):
+def test_early_stopping_restores_best_and_refits_the_network_weights_there(ratings):
+    from skkernelnet._rating_training import network_weights, significant_or_zero
+
     X, y = ratings
     captured, callback = _capture_validation()
     model = KernelCollaborativeFilter(
@@ -208,18 +210,15 @@ def test_early_stopping_restores_best_and_refits_the_blend_weight_there(ratings)
     assert scores[model.best_iter_ - 1] == max(scores)
 
     held_out, (primary, secondary) = _held_out_outputs(captured["validation"])
-    users = np.searchsorted(model.user_ids_, X[held_out, 0])
-    items = np.searchsorted(model.item_ids_, X[held_out, 1])
-    offset = model.global_mean_ + model.user_bias_[users] + model.item_bias_[items]
+    # the baseline the networks were scored against: fitted without the held-out ratings
+    offset = captured["validation"].offset
     residual = y[held_out] - offset
-    weight = np.clip(
-        np.dot(primary - secondary, residual - secondary)
-        / np.dot(primary - secondary, primary - secondary),
-        0,
-        1,
+    outputs = [primary, secondary]
+    weights = network_weights(outputs, residual)
+    np.testing.assert_allclose(
+        model.network_weights_, significant_or_zero(weights, outputs, residual), rtol=1e-9
     )
-    assert model.blend_weight_ == pytest.approx(weight, rel=1e-9)
-    pred = np.clip(offset + weight * primary + (1 - weight) * secondary, *model.rating_range_)
+    pred = np.clip(offset + weights[0] * primary + weights[1] * secondary, *model.rating_range_)
     rmse = root_mean_squared_error(y[held_out], pred)
     assert -rmse == pytest.approx(model.best_validation_score_, rel=1e-9)
 
@@ -244,11 +243,13 @@ def test_no_held_out_rating_reaches_training(ratings):
     low, high = y.min(), y.max()
     changed = y.copy()
     changed[held_out] = np.where(y[held_out] > (low + high) / 2, low, high)
-    again = KernelCollaborativeFilter(**params).fit(X, changed)
+    captured_again, callback_again = _capture_validation()
+    again = KernelCollaborativeFilter(**params, callbacks=[callback_again]).fit(X, changed)
     assert again.loss_curve_ == model.loss_curve_
-    np.testing.assert_array_equal(again.user_bias_, model.user_bias_)
-    np.testing.assert_array_equal(again.item_bias_, model.item_bias_)
-    assert again.global_mean_ == model.global_mean_
+    # the baseline the networks were trained and scored against never saw them either
+    np.testing.assert_array_equal(captured_again["validation"].offset, validation.offset)
+    for problem, problem_again in zip(validation.problems, captured_again["validation"].problems):
+        torch.testing.assert_close(problem_again.target, problem.target, rtol=0, atol=0)
     assert again.validation_scores_ != model.validation_scores_  # they are what changed
 
 
@@ -327,6 +328,7 @@ def test_networks_that_do_not_help_give_the_baseline():
     with pytest.warns(ConvergenceWarning):
         model = KernelCollaborativeFilter(max_iter=30, random_state=0).fit(pairs, y)
     np.testing.assert_array_equal(model.network_weights_, [0.0, 0.0])
+    # the fallback is the bias baseline of every training rating
     np.testing.assert_allclose(model.predict(pairs), RatingBaseline().fit(pairs, y).predict(pairs))
 
 

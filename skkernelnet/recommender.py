@@ -46,11 +46,12 @@ from .training import lbfgs
 __all__ = ["KernelCollaborativeFilter", "RatingBaseline", "rating_objective"]
 
 # hidden_layer_sizes="auto": two hidden layers whose width w gives each autoencoder's
-# input and output layers about 20 free weights per training rating
-# (2 * n_inputs * w = 20 * n_ratings), between 32 and 500 units. The factor keeps the
-# paper's 500 units on ML-100K and ML-1M and shrinks the networks (and the fit time)
-# where there are few ratings for many users or items.
-_AUTO_WIDTH = (20.0, 32, 500)
+# input and output layers about 22 free weights per training rating
+# (2 * n_inputs * w = 22 * n_ratings), between 32 and 500 units. 22 is about the
+# smallest factor that keeps the paper's 500 units in both networks on ML-100K u1.base
+# and ML-1M; it shrinks the networks (and the fit time) where there are few ratings for
+# many users or items.
+_AUTO_WIDTH = (22.0, 32, 500)
 
 # validation_fraction="auto": 2% of the ratings, but at least 1,000 ratings (a few
 # hundred held-out numbers cannot pick an iteration or weigh the networks reliably)
@@ -86,8 +87,8 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
     ----------
     hidden_layer_sizes : "auto" or array-like of int, default="auto"
         Widths of the hidden layers. "auto" sizes each autoencoder to the data:
-        two hidden layers of ``w = clip(10 * n_ratings / n_inputs, 32, 500)``
-        units, which gives its input and output layers about 20 free weights
+        two hidden layers of ``w = clip(11 * n_ratings / n_inputs, 32, 500)``
+        units, which gives its input and output layers about 22 free weights
         per training rating; that is the paper's 500 units on MovieLens-100K and
         1M, and much smaller (and faster) networks where few ratings are spread
         over many users or items.

@@ -339,7 +339,7 @@ def test_auto_sizes_follow_the_data():
     model = KernelCollaborativeFilter(max_iter=2, random_state=0).fit(pairs, y)
     n_fit = len(y) - max(round(0.1 * len(y)), 1)  # "auto" validation: 10% of few ratings
     for module, n_inputs in ((model.module_, 300), (model.blend_module_, 100)):
-        expected = int(np.clip(20 * n_fit / (2 * n_inputs), 32, 500))
+        expected = int(np.clip(22 * n_fit / (2 * n_inputs), 32, 500))
         assert [layer.out_features for layer in module.layers[:-1]] == [expected, expected]
     wide = KernelCollaborativeFilter(hidden_layer_sizes=(7,), max_iter=2).fit(pairs, y)
     assert wide.module_.layers[0].out_features == 7

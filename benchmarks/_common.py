@@ -65,10 +65,18 @@ def write_results(name, payload, markdown=None):
     """Write results/<name>.json (with the environment) and optionally results/<name>.md."""
     RESULTS.mkdir(exist_ok=True)
     payload = {"environment": environment(), **payload}
-    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    _write_atomic(RESULTS / f"{name}.json", json.dumps(payload, indent=2, default=float) + "\n")
     if markdown is not None:
-        (RESULTS / f"{name}.md").write_text(markdown)
+        _write_atomic(RESULTS / f"{name}.md", markdown)
     return payload
+
+
+def _write_atomic(path, text):
+    """Write through a temporary file and a rename: a reader (another benchmark process
+    merging its results) never sees a half-written file."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def markdown_table(header, rows):

@@ -283,8 +283,15 @@ def load_records(fresh):
     path = RESULTS / f"{NAME}.json"
     if fresh or not path.exists():
         return {}
-    return {f"{r['protocol']}|{r['split']}|{r['method']}": r
-            for r in json.loads(path.read_text()).get("records", [])}
+    for attempt in range(10):  # another run may be replacing the file right now
+        try:
+            records = json.loads(path.read_text()).get("records", [])
+            break
+        except (json.JSONDecodeError, FileNotFoundError):
+            time.sleep(0.5)
+    else:
+        raise RuntimeError(f"{path} is not valid JSON; rerun with --fresh")
+    return {f"{r['protocol']}|{r['split']}|{r['method']}": r for r in records}
 
 
 def summary_rows(records):
@@ -319,6 +326,8 @@ def main(argv=None):
     parser.add_argument("--splits", type=int, default=3, help="splits of random protocols")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fresh", action="store_true", help="discard recorded results")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip (protocol, split, method) runs already recorded")
     parser.add_argument("--verbose", type=int, default=0)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -333,7 +342,9 @@ def main(argv=None):
         ):
             low, high = float(y_train.min()), float(y_train.max())
             for method in args.methods:
-                if not applies(method, protocol, len(y_train)):
+                if not applies(method, protocol, len(y_train)) or (
+                    args.resume and f"{protocol}|{split}|{method}" in load_records(False)
+                ):
                     continue
                 start = time.perf_counter()
                 with threadpool_limits(limits=1, user_api="blas"):

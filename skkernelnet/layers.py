@@ -1,11 +1,13 @@
 """Kernelized linear layers: ``W_ij = K(u_i, v_j)``, optionally gating a free weight.
 
-:class:`KernelLinear` is a drop-in replacement for :class:`torch.nn.Linear`
-whose ``(in_features, out_features)`` weight matrix is produced by a kernel
+:class:`KernelLinear` maps ``(..., in_features)`` to ``(..., out_features)``
+like :class:`torch.nn.Linear`, but its weight matrix is produced by a kernel
 (:mod:`skkernelnet.kernels`) from one learned vector per input neuron
 (``u``, shape ``(in_features, d)``) and one per output neuron (``v``, shape
-``(out_features, d)``). :func:`kernel_weight` and :func:`kernel_linear` are its
-functional twins.
+``(out_features, d)``). That matrix is laid out ``(in_features, out_features)``
+(``y = x @ weight + bias``), the transpose of ``nn.Linear``'s ``(out_features,
+in_features)`` Parameter, and it is a computed property, not a Parameter.
+:func:`kernel_weight` and :func:`kernel_linear` are its functional twins.
 
 Two input paths avoid work a rating model does not need:
 
@@ -381,6 +383,17 @@ class KernelLinear(nn.Module):
     ``y = x @ weight + bias`` where ``weight[i, j] = K(u_i, v_j)``, or
     ``W[i, j] * K(u_i, v_j)`` when ``gated``.
 
+    It takes and returns the same shapes as :class:`torch.nn.Linear` of the
+    same ``in_features`` and ``out_features``, but it is not a drop-in
+    replacement where the weight itself is used: ``weight`` has shape
+    ``(in_features, out_features)``, the transpose of ``nn.Linear.weight``
+    (``(out_features, in_features)``), and is recomputed from ``u``, ``v``
+    (and ``W``, the scales) on each access rather than being a Parameter, so
+    code that loads, initialises or ties ``layer.weight`` must go through
+    those parameters instead (``layer.weight.T`` is what ``nn.Linear`` would
+    hold). ``W``, when gated, is also ``(in_features, out_features)``. The
+    options after ``out_features`` are keyword-only.
+
     Ungated layers over kernels that are never negative (RBF, Laplacian,
     finite support) could only express non-negative weights. For them the
     layer learns two signed scale vectors, one entry per input and per output
@@ -449,6 +462,7 @@ class KernelLinear(nn.Module):
         self,
         in_features,
         out_features,
+        *,
         embedding_dim=5,
         kernel="finite_support",
         gated=True,
@@ -541,7 +555,11 @@ class KernelLinear(nn.Module):
 
     @property
     def weight(self):
-        """Effective weight matrix of shape (in_features, out_features)."""
+        """Effective weight matrix of shape (in_features, out_features), computed on access.
+
+        The transpose of :class:`torch.nn.Linear`'s ``weight`` layout, and not
+        a Parameter: gradients reach ``u``, ``v``, ``W`` and the scales.
+        """
         return kernel_weight(
             self.u,
             self.v,

@@ -753,3 +753,17 @@ def test_network_layers_share_nothing_and_errors():
     clone = pickle.loads(pickle.dumps(net64))
     x = torch.randn(2, 3, dtype=torch.float64)
     assert torch.equal(clone(x), net64(x))
+
+
+def test_weight_is_the_transpose_of_nn_linear_layout_and_options_are_keyword_only():
+    layer = KernelLinear(5, 3, kernel="rbf", gated=False).double()
+    x = torch.randn(4, 5, dtype=torch.float64)
+    assert layer.weight.shape == (5, 3)
+    dense = nn.Linear(5, 3).double()
+    with torch.no_grad():
+        dense.weight.copy_(layer.weight.T)
+        dense.bias.copy_(layer.bias)
+    torch.testing.assert_close(layer(x), dense(x))
+    assert not isinstance(layer.weight, nn.Parameter)
+    with pytest.raises(TypeError):
+        KernelLinear(5, 3, 4)

@@ -12,6 +12,7 @@ define their loss and convert their data.
 from __future__ import annotations
 
 import warnings
+from abc import ABCMeta, abstractmethod
 from contextlib import contextmanager
 from numbers import Integral, Real
 
@@ -22,7 +23,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .kernels import Kernel
+from .kernels import KERNELS, Kernel
 from .networks import ACTIVATIONS
 from .training import TrainingMonitor
 
@@ -53,16 +54,16 @@ def seeded(seed):
         yield
 
 
-class BaseKernelNet(BaseEstimator):
-    """Base class of the kernelized-network estimators (not for direct use)."""
+class BaseKernelNet(BaseEstimator, metaclass=ABCMeta):
+    """Base class of the kernelized-network estimators (not for direct use).
+
+    Declares the parameters every estimator shares, without defaults: each
+    public estimator declares its own defaults and documents its parameters.
+    """
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "kernel": [
-            StrOptions({"linear", "poly", "rbf", "laplacian", "finite_support"}),
-            Kernel,
-            callable,
-        ],
+        "kernel": [StrOptions(set(KERNELS)), Kernel, callable],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
         "gated": ["boolean"],
         "activation": [StrOptions(set(ACTIVATIONS))],
@@ -80,6 +81,48 @@ class BaseKernelNet(BaseEstimator):
         "dtype": [StrOptions(set(_DTYPES))],
         "callbacks": [None, list, tuple],
     }
+
+    @abstractmethod
+    def __init__(
+        self,
+        hidden_layer_sizes,
+        *,
+        kernel,
+        embedding_dim,
+        gated,
+        activation,
+        alpha,
+        kernel_alpha,
+        max_iter,
+        tol,
+        n_iter_no_change,
+        early_stopping,
+        validation_fraction,
+        random_state,
+        verbose,
+        warm_start,
+        device,
+        dtype,
+        callbacks,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.kernel = kernel
+        self.embedding_dim = embedding_dim
+        self.gated = gated
+        self.activation = activation
+        self.alpha = alpha
+        self.kernel_alpha = kernel_alpha
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.device = device
+        self.dtype = dtype
+        self.callbacks = callbacks
 
     # -- helpers for subclasses --------------------------------------------------------
     def _hidden_sizes(self):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
@@ -65,54 +66,57 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
     }
 
+    @abstractmethod
     def __init__(
         self,
-        hidden_layer_sizes=(100,),
+        hidden_layer_sizes,
         *,
-        kernel="rbf",
-        embedding_dim=4,
-        gated=False,
-        scale_rank=2,
-        activation="relu",
-        solver="lbfgs",
-        alpha=0.1,
-        kernel_alpha=0.0,
-        batch_size="auto",
-        learning_rate_init=1e-3,
-        max_iter=500,
-        tol=1e-5,
-        n_iter_no_change=10,
-        early_stopping=False,
-        validation_fraction=0.1,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        device="cpu",
-        dtype="float64",
-        callbacks=None,
+        kernel,
+        embedding_dim,
+        gated,
+        scale_rank,
+        activation,
+        solver,
+        alpha,
+        kernel_alpha,
+        batch_size,
+        learning_rate_init,
+        max_iter,
+        tol,
+        n_iter_no_change,
+        early_stopping,
+        validation_fraction,
+        random_state,
+        verbose,
+        warm_start,
+        device,
+        dtype,
+        callbacks,
     ):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.kernel = kernel
-        self.embedding_dim = embedding_dim
-        self.gated = gated
+        super().__init__(
+            hidden_layer_sizes,
+            kernel=kernel,
+            embedding_dim=embedding_dim,
+            gated=gated,
+            activation=activation,
+            alpha=alpha,
+            kernel_alpha=kernel_alpha,
+            max_iter=max_iter,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            random_state=random_state,
+            verbose=verbose,
+            warm_start=warm_start,
+            device=device,
+            dtype=dtype,
+            callbacks=callbacks,
+        )
         self.scale_rank = scale_rank
-        self.activation = activation
         self.solver = solver
-        self.alpha = alpha
-        self.kernel_alpha = kernel_alpha
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
-        self.max_iter = max_iter
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.device = device
-        self.dtype = dtype
-        self.callbacks = callbacks
 
     # -- task hooks (overridden) -------------------------------------------------------
     def _encode_targets(self, y, sample_weight, reset, classes=None):  # pragma: no cover
@@ -505,7 +509,14 @@ default="rbf"
     loss_curve_ : list of float
     best_loss_ : float
     validation_scores_ : list of float or None
+        Validation accuracy after each iteration (None without early stopping).
     best_validation_score_ : float or None
+    best_iter_ : int
+        Iteration whose parameters were kept.
+    stop_reason_ : str
+        Why training stopped (see :class:`~skkernelnet.training.TrainingResult`).
+    fit_time_ : float
+        Seconds spent in the training loop.
     module_ : KernelNetwork
         The trained torch network.
     feature_embeddings_ : ndarray of shape (`n_features_in_`, embedding_dim)
@@ -533,6 +544,57 @@ default="rbf"
     """
 
     _parameter_constraints = {**_TabularKernelNet._parameter_constraints}
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        *,
+        kernel="rbf",
+        embedding_dim=4,
+        gated=False,
+        scale_rank=2,
+        activation="relu",
+        solver="lbfgs",
+        alpha=0.1,
+        kernel_alpha=0.0,
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        max_iter=500,
+        tol=1e-5,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        device="cpu",
+        dtype="float64",
+        callbacks=None,
+    ):
+        super().__init__(
+            hidden_layer_sizes,
+            kernel=kernel,
+            embedding_dim=embedding_dim,
+            gated=gated,
+            scale_rank=scale_rank,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            kernel_alpha=kernel_alpha,
+            batch_size=batch_size,
+            learning_rate_init=learning_rate_init,
+            max_iter=max_iter,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            random_state=random_state,
+            verbose=verbose,
+            warm_start=warm_start,
+            device=device,
+            dtype=dtype,
+            callbacks=callbacks,
+        )
 
     def _encode_targets(self, y, sample_weight, reset, classes=None):
         y_type = type_of_target(y, input_name="y")
@@ -737,36 +799,100 @@ class KernelNetRegressor(RegressorMixin, _TabularKernelNet):
 
     The interface follows :class:`sklearn.neural_network.MLPRegressor`, with
     one difference: targets are standardised internally (predictions are
-    mapped back), so the defaults work whatever the targets' scale.
+    mapped back), so the defaults work whatever the targets' scale. The
+    network is :class:`KernelNetClassifier`'s, with a linear output and half
+    the squared error of the standardised targets as the loss.
 
     Parameters
     ----------
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        Width of each hidden layer.
+    kernel : {"rbf", "gaussian", "laplacian", "finite_support", "linear", "poly", \
+"polynomial"}, Kernel or callable, default="rbf"
+        Kernel of every layer: a name from :data:`skkernelnet.kernels.KERNELS`
+        (with default hyperparameters), a :class:`~skkernelnet.kernels.Kernel`
+        or a callable ``(U, V) -> Tensor``.
+    embedding_dim : int, default=4
+        Dimension of the neuron embeddings.
+    gated : bool, default=False
+        Multiply each kernel matrix into a free weight matrix (the
+        reference's layer: more accurate, more parameters than a dense layer).
+    scale_rank : int, default=2
+        Signed scales per neuron of an ungated layer over a non-negative
+        kernel (rbf, laplacian, finite_support): the weight is
+        ``K(U, V) * (A @ B.T)`` with ``A``, ``B`` of ``scale_rank`` columns
+        (``1``: ``a_i K_ij b_j``), so that hidden units need not share one
+        sign pattern. Ignored when ``gated`` or for kernels that take both
+        signs, which have no such scales.
+    activation : {"identity", "logistic", "sigmoid", "tanh", "relu"}, default="relu"
+        Hidden-layer activation.
+    solver : {"lbfgs", "adam"}, default="lbfgs"
+        Full-batch L-BFGS, or mini-batch Adam (which allows ``partial_fit``).
     alpha : float, default=1.0
-        L2 penalty on the free parameters, as for
-        :class:`KernelNetClassifier` but with a larger default: chosen on
-        diabetes among the values that still fit small clean data
-        (:ref:`tabular_defaults`); larger values shrink the network to a
-        constant there.
-    hidden_layer_sizes, kernel, embedding_dim, gated, scale_rank, activation, solver, \
-kernel_alpha, batch_size, learning_rate_init, max_iter, tol, n_iter_no_change, \
-early_stopping, validation_fraction, random_state, verbose, warm_start, device, dtype, \
-callbacks
-        As for :class:`KernelNetClassifier`, with the same defaults; the loss
-        is half the squared error of the standardised targets and early
-        stopping watches the validation R^2.
+        L2 penalty on the free parameters (``W`` when gated, else the signed
+        scales), divided by the number of samples as in scikit-learn. Larger
+        than :class:`KernelNetClassifier`'s 0.1: chosen on diabetes among the
+        values that still fit small clean data (:ref:`tabular_defaults`);
+        larger values shrink the network to a constant there.
+    kernel_alpha : float, default=0.0
+        Penalty ``1/2 ||K(U, V)||^2`` on each kernel matrix (the reference's
+        lambda_s), scaled like ``alpha``.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size for "adam"; "auto" is ``min(200, n_samples)``.
+    learning_rate_init : float, default=1e-3
+        Adam's step size.
+    max_iter : int, default=500
+        L-BFGS iterations or Adam epochs.
+    tol : float, default=1e-5
+        Minimum improvement of the loss (half the squared error of the
+        standardised targets, plus the penalties) or of the validation R^2
+        that counts.
+        Small, because L-BFGS improves an ungated network slowly but steadily.
+    n_iter_no_change : int, default=10
+        Iterations without such an improvement before stopping.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data, stop when its
+        R^2 stops improving, and keep the best parameters.
+    validation_fraction : float, default=0.1
+        Share of training data held out for early stopping.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, the validation split and batch order.
+    verbose : int, default=0
+        Show progress (a tqdm bar when tqdm is installed) and the loss.
+    warm_start : bool, default=False
+        Continue from the previous solution on the next ``fit``.
+    device : str, default="cpu"
+        "cpu", "cuda", "cuda:N" or "auto". Fitted models pickle onto the CPU.
+    dtype : {"float32", "float64"}, default="float64"
+        Precision of the network.
+    callbacks : list of callable, default=None
+        Each called as ``callback(monitor)`` after every iteration (epoch) with
+        the :class:`~skkernelnet.training.TrainingMonitor`, whose ``result``
+        holds the loss curve and validation scores so far; returning True
+        stops training (``stop_reason_ == "callback"``).
 
     Attributes
     ----------
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Defined when X has string column names.
     n_outputs_ : int
     n_iter_ : int
     loss_curve_ : list of float
     best_loss_ : float
     validation_scores_ : list of float or None
+        Validation R^2 after each iteration (None without early stopping).
     best_validation_score_ : float or None
+    best_iter_ : int
+        Iteration whose parameters were kept.
+    stop_reason_ : str
+        Why training stopped (see :class:`~skkernelnet.training.TrainingResult`).
+    fit_time_ : float
+        Seconds spent in the training loop.
     module_ : KernelNetwork
+        The trained torch network.
     feature_embeddings_ : ndarray of shape (`n_features_in_`, embedding_dim)
+        The first layer's input embeddings ``u_i``, one point per feature.
 
     See Also
     --------

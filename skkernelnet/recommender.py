@@ -92,8 +92,11 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         per training rating; that is the paper's 500 units on MovieLens-100K and
         1M, and much smaller (and faster) networks where few ratings are spread
         over many users or items.
-    kernel : str, Kernel or callable, default="finite_support"
-        Kernel of every layer.
+    kernel : {"finite_support", "rbf", "gaussian", "laplacian", "linear", "poly", \
+"polynomial"}, Kernel or callable, default="finite_support"
+        Kernel of every layer: a name from :data:`skkernelnet.kernels.KERNELS`
+        (with default hyperparameters), a :class:`~skkernelnet.kernels.Kernel`
+        or a callable ``(U, V) -> Tensor``.
     embedding_dim : int, default=5
         Dimension of the neuron embeddings.
     gated : bool, default=True
@@ -138,8 +141,16 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         baseline estimate ``global mean + user bias + item bias`` with the
         biases that are known (a bias is zero for an unseen id); "error"
         raises ``ValueError``.
-    random_state, verbose, warm_start, device
-        As for :class:`~skkernelnet.KernelNetClassifier`.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation and the held-out split.
+    verbose : int, default=0
+        Show progress (a tqdm bar when tqdm is installed) with the loss and
+        the validation score.
+    warm_start : bool, default=False
+        Continue from the previous networks on the next ``fit``, which must not
+        introduce new users or items.
+    device : str, default="cpu"
+        "cpu", "cuda", "cuda:N" or "auto". Fitted models pickle onto the CPU.
     dtype : {"float32", "float64"}, default="float32"
         Precision of the networks.
     callbacks : list of callable, default=None
@@ -175,8 +186,21 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         (0.7, 0.3), or (1,) without ``blend``.
     blend_weight_ : float
         Share of the primary autoencoder in the networks' weights.
-    n_iter_, loss_curve_, best_loss_, validation_scores_, best_validation_score_
-        As for the other estimators; validation scores are ``-RMSE``.
+    n_iter_ : int
+        L-BFGS iterations run.
+    loss_curve_ : list of float
+        The training objective (both networks' together) after each iteration.
+    best_loss_ : float
+    validation_scores_ : list of float or None
+        Minus the RMSE on the held-out ratings after each iteration (None
+        without early stopping).
+    best_validation_score_ : float or None
+    best_iter_ : int
+        Iteration whose parameters were kept.
+    stop_reason_ : str
+        Why training stopped (see :class:`~skkernelnet.training.TrainingResult`).
+    fit_time_ : float
+        Seconds spent in the training loop.
 
     Examples
     --------
@@ -232,27 +256,29 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         dtype="float32",
         callbacks=None,
     ):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.kernel = kernel
-        self.embedding_dim = embedding_dim
-        self.gated = gated
-        self.activation = activation
-        self.alpha = alpha
-        self.kernel_alpha = kernel_alpha
-        self.max_iter = max_iter
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
+        super().__init__(
+            hidden_layer_sizes,
+            kernel=kernel,
+            embedding_dim=embedding_dim,
+            gated=gated,
+            activation=activation,
+            alpha=alpha,
+            kernel_alpha=kernel_alpha,
+            max_iter=max_iter,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            random_state=random_state,
+            verbose=verbose,
+            warm_start=warm_start,
+            device=device,
+            dtype=dtype,
+            callbacks=callbacks,
+        )
         self.orientation = orientation
         self.blend = blend
         self.handle_unknown = handle_unknown
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.device = device
-        self.dtype = dtype
-        self.callbacks = callbacks
 
     # -- the networks ----------------------------------------------------------------------
     def _orientations(self):

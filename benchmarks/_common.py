@@ -12,11 +12,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def data_home():
-    """Folder with ml-100k/ and ml-1m/: $SKKERNELNET_DATA, else ../shared/data beside the repo."""
-    home = os.environ.get("SKKERNELNET_DATA")
-    if home:
-        return Path(home)
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
+    """Folder with ml-100k/ and ml-1m/: the library's, $SKKERNELNET_DATA when set."""
+    from skkernelnet.datasets import get_data_home
+
+    return get_data_home()
 
 
 def item_user_codes(pairs):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.metrics import root_mean_squared_error
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
@@ -32,10 +33,6 @@ from skkernelnet import KernelCollaborativeFilter  # noqa: E402
 from skkernelnet.datasets import fetch_movielens  # noqa: E402
 
 
-def rmse(a, b):
-    return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
-
-
 def run(X_train, y_train, X_test, y_test, seed, verbose):
     model = KernelCollaborativeFilter(random_state=seed, verbose=verbose)
     start = time.perf_counter()
@@ -44,7 +41,7 @@ def run(X_train, y_train, X_test, y_test, seed, verbose):
     fit_time = time.perf_counter() - start
     return {
         "seed": seed,
-        "rmse": rmse(model.predict(X_test), y_test),
+        "rmse": root_mean_squared_error(y_test, model.predict(X_test)),
         "fit_seconds": fit_time,
         "n_iter": model.n_iter_,
         "best_iter": model.best_iter_,

@@ -147,7 +147,7 @@ TARGETS = {"ours / nn.Linear": ("<=", 1.5), "reference / ours": (">=", 2.0)}
 def ratings_batch(density, seed):
     """The ML-1M items x users ratings matrix, the batch this layer gets in the paper's model.
 
-    Read from ``$SKKERNELNET_DATA`` (default ``../shared/data``); where MovieLens-1M is
+    Read from the data folder (``$SKKERNELNET_DATA``, see ``get_data_home``); where MovieLens-1M is
     absent, ratings 1..5 at a random ``density`` share of the entries stand in for it.
     """
     sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.metrics import root_mean_squared_error
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
@@ -178,7 +179,7 @@ def main(argv=None):
                 model = KernelCollaborativeFilter(random_state=seed, **{**BASE, **params})
                 model.fit(X_fit, y_fit)
             seconds = time.perf_counter() - start
-            rmse = float(np.sqrt(np.mean((model.predict(X_val) - y_val) ** 2)))
+            rmse = root_mean_squared_error(y_val, model.predict(X_val))
             runs.append({"seed": seed, "validation_rmse": rmse, "fit_seconds": seconds,
                          "best_iter": model.best_iter_, "n_iter": model.n_iter_})
             print(f"{candidate:<30} seed {seed}: validation RMSE {rmse:.4f} "

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.metrics import root_mean_squared_error
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
@@ -133,7 +134,7 @@ def evaluate(model, X_train, y_train, X_test, y_test):
     predict_seconds = time.perf_counter() - start
     err = pred - y_test
     return {
-        "rmse": float(np.sqrt(np.mean(err**2))),
+        "rmse": root_mean_squared_error(y_test, pred),
         "mae": float(np.mean(np.abs(err))),
         "fit_seconds": fit_seconds,
         "predict_seconds": predict_seconds,

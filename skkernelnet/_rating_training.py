@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sklearn.metrics import root_mean_squared_error
 
 from ._orientation import OrientationView, rating_objective
 from .layers import EntryIndex, SparseInput
@@ -108,11 +109,6 @@ def significant_or_zero(weights, outputs, target):
     if gain.mean() > SIGNIFICANT_GAIN * standard_error:
         return np.asarray(weights, dtype=np.float64)
     return np.zeros(len(weights))
-
-
-def rmse(prediction, target):
-    """Root mean squared error of two arrays of ratings."""
-    return float(np.sqrt(np.mean((prediction - target) ** 2)))
 
 
 @dataclass
@@ -254,7 +250,7 @@ class BlendedValidation:
         weights = network_weights(outputs, self.ratings - self.offset)
         prediction = self.offset + sum(w * o for w, o in zip(weights, outputs))
         prediction = np.clip(prediction, *self.rating_range)
-        return -rmse(prediction, self.ratings)
+        return -root_mean_squared_error(self.ratings, prediction)
 
 
 class JointObjective:

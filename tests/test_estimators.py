@@ -718,3 +718,26 @@ def test_learnable_kernel_trains_in_every_layer():
     reg.module_.zero_grad()
     reg.module_(torch.as_tensor(X)).sum().backward()
     assert all(k.log_gamma.grad is not None and k.log_gamma.grad != 0 for k in kernels)
+
+
+# ---------------------------------------------------------------------------------------
+# callbacks: a constructor parameter
+
+
+def test_callbacks_parameter_stops_training_and_is_cloned():
+    X, y = _iris()
+    seen = []
+
+    def stop_at_three(monitor):
+        seen.append(monitor.result.n_iter)
+        return monitor.result.n_iter == 3
+
+    clf = KernelNetClassifier(**{**FAST, "callbacks": [stop_at_three]})
+    assert clf.get_params()["callbacks"] == [stop_at_three]
+    clf.fit(X, y)
+    assert clf.stop_reason_ == "callback" and clf.n_iter_ == 3 and seen == [1, 2, 3]
+    copy = clone(clf)
+    assert copy.get_params()["callbacks"] == [stop_at_three]
+    assert copy.callbacks is not clf.callbacks  # a copy of the list, as clone makes
+    with pytest.raises(ValueError, match="callbacks must be callables"):
+        KernelNetRegressor(**{**FAST, "callbacks": ["not callable"]}).fit(*_regression())

@@ -542,3 +542,12 @@ def test_baseline(ratings):
     np.testing.assert_allclose(mean_only.predict(X[:3]), y.mean())
     biased = RatingBaseline().fit(X, y)
     assert np.mean((biased.predict(X) - y) ** 2) < np.mean((mean_only.predict(X) - y) ** 2)
+
+
+def test_callbacks_see_every_iteration(ratings):
+    X, y = ratings
+    losses = []
+    model = KernelCollaborativeFilter(
+        **SMALL, callbacks=[lambda monitor: losses.append(monitor.result.loss_curve[-1])]
+    ).fit(X, y)
+    assert losses == model.loss_curve_

@@ -106,8 +106,10 @@ def test_fit_does_not_touch_global_torch_rng():
 def test_clone_pickle_joblib_roundtrip(tmp_path):
     clf, X, y = _fitted_classifier()
     expected = clf.predict_proba(X)
+    state = dict(vars(clf))
 
     restored = pickle.loads(pickle.dumps(clf))
+    assert all(vars(clf)[k] is v for k, v in state.items())  # the live model is left alone
     assert_array_equal(restored.predict_proba(X), expected)
 
     path = tmp_path / "model.joblib"

@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skkernelnet import KernelNetClassifier, KernelNetRegressor
-from skkernelnet.kernels import Kernel, squared_distances
+from skkernelnet.kernels import KERNELS, Kernel, squared_distances
 from skkernelnet.layers import SparseInput
 
 # Small networks and few iterations keep the behavioural tests fast.
@@ -743,3 +743,11 @@ def test_callbacks_parameter_stops_training_and_is_cloned():
     assert copy.callbacks is not clf.callbacks  # a copy of the list, as clone makes
     with pytest.raises(ValueError, match="callbacks must be callables"):
         KernelNetRegressor(**{**FAST, "callbacks": ["not callable"]}).fit(*_regression())
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_every_registered_kernel_name_is_accepted(name):
+    from skkernelnet import KernelCollaborativeFilter
+
+    for Estimator in (KernelNetClassifier, KernelNetRegressor, KernelCollaborativeFilter):
+        Estimator(kernel=name)._validate_params()  # the layer's names, aliases included

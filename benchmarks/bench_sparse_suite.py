@@ -216,7 +216,7 @@ def fit_bias(X_train, y_train, X_test, seed, verbose=0):
 
 def fit_svdpp(X_train, y_train, X_test, seed, verbose=0):
     import pandas as pd
-    from surprise import SVDpp, Dataset, Reader
+    from surprise import Dataset, Reader, SVDpp
 
     low, high = float(y_train.min()), float(y_train.max())
     frame = pd.DataFrame({"u": X_train[:, 0].astype(str), "i": X_train[:, 1].astype(str),
@@ -283,7 +283,7 @@ def load_records(fresh):
     path = RESULTS / f"{NAME}.json"
     if fresh or not path.exists():
         return {}
-    for attempt in range(10):  # another run may be replacing the file right now
+    for _attempt in range(10):  # another run may be replacing the file right now
         try:
             records = json.loads(path.read_text()).get("records", [])
             break

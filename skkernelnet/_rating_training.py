@@ -26,6 +26,7 @@ __all__ = [
     "OrientationProblem",
     "network_weights",
     "significant_or_zero",
+    "support_factor",
 ]
 
 # Weights of the primary and secondary networks when there are no held-out ratings to
@@ -89,6 +90,26 @@ def network_weights(outputs, target):
         if interior is not None and (interior >= 0).all() and interior.sum() <= 1:
             candidates.append(interior)
     return min(candidates, key=loss)
+
+
+# Candidate values of the support shrinkage tau (see support_factor), fitted on the
+# held-out ratings with the networks' weights; 0 trusts every output neuron alike.
+SUPPORT_GRID = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0)
+
+
+def support_factor(counts, tau):
+    """``n / (n + tau)``: how far to trust a network's output for an output neuron (a user
+    of the item-based network, an item of the user-based one) trained on ``n`` ratings.
+
+    An output neuron with a handful of training ratings has weights that are mostly
+    their random initialisation; its outputs are noise around the baseline, and a
+    user with two ratings should get (nearly) the baseline rather than that noise.
+    ``tau = 0`` gives 1 everywhere (also for ``n = 0``).
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    if tau <= 0:
+        return np.ones_like(counts)
+    return counts / (counts + tau)
 
 
 def significant_or_zero(weights, outputs, target):
@@ -213,12 +234,19 @@ class BlendedValidation:
         Predictions are clipped to it.
     """
 
-    def __init__(self, problems, y, offset, rating_range):
+    def __init__(self, problems, y, offset, rating_range, support=None):
         self.problems = problems
         held_out = problems[0].validation_ratings
         self.ratings = y[held_out]
         self.offset = offset[held_out]
         self.rating_range = rating_range
+        # Training ratings of each held-out entry's output neuron, per orientation.
+        self.support = (
+            [np.asarray(s)[held_out] for s in support]
+            if support is not None
+            else [np.zeros(len(held_out))] * len(problems)
+        )
+        self.support_grid = SUPPORT_GRID if support is not None else (0.0,)
         # The orientations list the held-out entries in different orders: map each
         # onto the primary's.
         self._to_primary = []
@@ -239,16 +267,29 @@ class BlendedValidation:
             for latest, to_primary in zip(self._latest, self._to_primary)
         ]
 
-    def weights(self):
-        """Weights of the networks at the latest outputs (:func:`network_weights`), or
-        zeros when they do not help significantly (:func:`significant_or_zero`)."""
+    def _fit(self):
+        """The support shrinkage, the shrunk outputs and their weights that fit best."""
         outputs, residual = self.outputs(), self.ratings - self.offset
-        return significant_or_zero(network_weights(outputs, residual), outputs, residual)
+        best = None
+        for tau in self.support_grid:
+            shrunk = [o * support_factor(s, tau) for o, s in zip(outputs, self.support)]
+            weights = network_weights(shrunk, residual)
+            fitted = residual - sum(w * o for w, o in zip(weights, shrunk))
+            loss = float(fitted @ fitted)
+            if best is None or loss < best[0]:
+                best = (loss, tau, shrunk, weights)
+        return best[1:]
+
+    def weights(self):
+        """The support shrinkage ``tau`` and the weights of the networks at the latest
+        outputs (:func:`network_weights`), or zero weights when the networks do not
+        help significantly (:func:`significant_or_zero`)."""
+        tau, shrunk, weights = self._fit()
+        return tau, significant_or_zero(weights, shrunk, self.ratings - self.offset)
 
     def __call__(self):
-        outputs = self.outputs()
-        weights = network_weights(outputs, self.ratings - self.offset)
-        prediction = self.offset + sum(w * o for w, o in zip(weights, outputs))
+        _, shrunk, weights = self._fit()
+        prediction = self.offset + sum(w * o for w, o in zip(weights, shrunk))
         prediction = np.clip(prediction, *self.rating_range)
         return -root_mean_squared_error(self.ratings, prediction)
 

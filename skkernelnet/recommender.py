@@ -30,6 +30,7 @@ from ._rating_training import (
     BlendedValidation,
     JointObjective,
     OrientationProblem,
+    support_factor,
 )
 from ._ratings import (
     RatingBaseline,
@@ -186,6 +187,15 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         (0.7, 0.3), or (1,) without ``blend``.
     blend_weight_ : float
         Share of the primary autoencoder in the networks' weights.
+    support_shrinkage_ : float
+        ``tau`` of the shrinkage of each network's output by its output
+        neuron's support ``n / (n + tau)`` (``n``: the training ratings of the
+        user in the item-based network, of the item in the user-based one),
+        chosen on the held-out ratings from (0, 1, 3, 10, 30, 100) with the
+        weights: the networks' outputs for users and items with a handful of
+        ratings are mostly untrained noise. 0 without early stopping.
+    user_support_, item_support_ : ndarray of int
+        Training ratings (less the held-out ones) of each user and item.
     n_iter_ : int
         L-BFGS iterations run.
     loss_curve_ : list of float
@@ -355,6 +365,9 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         self._init_networks(first_call, len(train))
         self._build_views()
 
+        # How many training ratings trained each user's and each item's output neuron.
+        self.user_support_ = np.bincount(user_idx[train], minlength=n_users)
+        self.item_support_ = np.bincount(item_idx[train], minlength=n_items)
         offset = self._offset(user_idx, item_idx)
         problems = [
             OrientationProblem.build(view, user_idx, item_idx, y, y - offset, train, validation)
@@ -363,7 +376,13 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         blended = (
             None
             if validation is None
-            else BlendedValidation(problems, y, offset, self.rating_range_)
+            else BlendedValidation(
+                problems,
+                y,
+                offset,
+                self.rating_range_,
+                support=[self._output_support(v, user_idx, item_idx) for v in self._views],
+            )
         )
         # Penalties scale with 1 / sqrt(n): see the alpha parameter.
         scale = 1.0 / np.sqrt(len(train))
@@ -379,9 +398,10 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         modules.eval()
         if blended is None:
             weights = np.asarray(DEFAULT_NETWORK_WEIGHTS[: len(problems)] if self.blend else [1.0])
+            self.support_shrinkage_ = 0.0
         else:  # refit the weights at the restored (best) parameters
             objective.observe_validation()
-            weights = blended.weights()
+            self.support_shrinkage_, weights = blended.weights()
         self.network_weights_ = weights
         if validation is not None:
             # The held-out ratings have done their job (choosing the iteration and the
@@ -462,8 +482,21 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
                     )
         return user_idx, item_idx
 
-    def _blended(self, outputs):
-        return sum(w * o for w, o in zip(self.network_weights_, outputs))
+    def _output_support(self, view, user_idx, item_idx):
+        """Training ratings of the output neuron of each (user, item): the user's in the
+        item-based network, the item's in the user-based one (indices broadcast)."""
+        if view.orientation == "item":
+            return self.user_support_[user_idx]
+        return self.item_support_[item_idx]
+
+    def _blended(self, outputs, user_idx, item_idx):
+        """The networks' correction of the baseline: their outputs, each shrunk by its
+        output neuron's support and weighted (``network_weights_``)."""
+        tau = self.support_shrinkage_
+        return sum(
+            w * o * support_factor(self._output_support(v, user_idx, item_idx), tau)
+            for w, o, v in zip(self.network_weights_, outputs, self._views)
+        )
 
     def predict(self, X):
         """Predict ratings for (user, item) pairs.
@@ -483,7 +516,9 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         known = (user_idx >= 0) & (item_idx >= 0)
         pred = baseline_predict(self, user_idx, item_idx)
         u, i = user_idx[known], item_idx[known]
-        pred[known] = self._offset(u, i) + self._blended([v.output_at(u, i) for v in self._views])
+        pred[known] = self._offset(u, i) + self._blended(
+            [v.output_at(u, i) for v in self._views], u, i
+        )
         return np.clip(pred, *self.rating_range_)
 
     # -- embeddings and recommendations ------------------------------------------------
@@ -596,7 +631,9 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
             offset = self._offset(
                 np.repeat(user_idx[known], n_items), np.tile(np.arange(n_items), known.size)
             )
-            block = offset.reshape(known.size, n_items) + self._blended(outputs)
+            block = offset.reshape(known.size, n_items) + self._blended(
+                outputs, user_idx[known][:, None], np.arange(n_items)[None, :]
+            )
             if exclude_seen:
                 seen = self._ratings[user_idx[known]].tocoo()
                 block[seen.row, seen.col] = -np.inf

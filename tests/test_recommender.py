@@ -191,7 +191,12 @@ def _held_out_outputs(validation):
 
 
 def test_early_stopping_restores_best_and_refits_the_network_weights_there(ratings):
-    from skkernelnet._rating_training import network_weights, significant_or_zero
+    from skkernelnet._rating_training import (
+        SUPPORT_GRID,
+        network_weights,
+        significant_or_zero,
+        support_factor,
+    )
 
     X, y = ratings
     captured, callback = _capture_validation()
@@ -213,14 +218,52 @@ def test_early_stopping_restores_best_and_refits_the_network_weights_there(ratin
     # the baseline the networks were scored against: fitted without the held-out ratings
     offset = captured["validation"].offset
     residual = y[held_out] - offset
-    outputs = [primary, secondary]
-    weights = network_weights(outputs, residual)
+    # each network's output shrunk by its output neuron's training ratings, n / (n + tau):
+    # users for the item-based network, items for the user-based one
+    users = np.searchsorted(model.user_ids_, X[held_out, 0])
+    items = np.searchsorted(model.item_ids_, X[held_out, 1])
+    support = [model.user_support_[users], model.item_support_[items]]
+    best = None
+    for tau in SUPPORT_GRID:
+        shrunk = [o * support_factor(n, tau) for o, n in zip((primary, secondary), support)]
+        weights = network_weights(shrunk, residual)
+        loss = float(((residual - weights[0] * shrunk[0] - weights[1] * shrunk[1]) ** 2).sum())
+        if best is None or loss < best[0]:
+            best = (loss, tau, shrunk, weights)
+    _, tau, shrunk, weights = best
+    assert model.support_shrinkage_ == tau
     np.testing.assert_allclose(
-        model.network_weights_, significant_or_zero(weights, outputs, residual), rtol=1e-9
+        model.network_weights_, significant_or_zero(weights, shrunk, residual), rtol=1e-9
     )
-    pred = np.clip(offset + weights[0] * primary + weights[1] * secondary, *model.rating_range_)
+    pred = np.clip(offset + weights[0] * shrunk[0] + weights[1] * shrunk[1], *model.rating_range_)
     rmse = root_mean_squared_error(y[held_out], pred)
     assert -rmse == pytest.approx(model.best_validation_score_, rel=1e-9)
+
+
+def test_support_factor():
+    from skkernelnet._rating_training import support_factor
+
+    np.testing.assert_allclose(support_factor([0, 1, 3, 30], 3.0), [0, 0.25, 0.5, 30 / 33])
+    np.testing.assert_array_equal(support_factor([0, 1, 5], 0.0), [1.0, 1.0, 1.0])
+
+
+def test_outputs_of_users_with_few_ratings_shrink_toward_the_baseline():
+    X, y = make_ratings(
+        150, 80, density=0.3, noise=0.3, rank=3, integer=False, random_state=0, return_X_y=True
+    )
+    model = KernelCollaborativeFilter(hidden_layer_sizes=(32,), max_iter=60, random_state=0)
+    model.fit(X, y)
+    assert model.network_weights_.sum() > 0.5  # the networks help on this low-rank data
+    model.support_shrinkage_ = 1e9  # every output neuron untrusted: the baseline
+    baseline = np.clip(
+        model.global_mean_
+        + model.user_bias_[np.searchsorted(model.user_ids_, X[:20, 0])]
+        + model.item_bias_[np.searchsorted(model.item_ids_, X[:20, 1])],
+        *model.rating_range_,
+    )
+    np.testing.assert_allclose(model.predict(X[:20]), baseline, atol=1e-6)
+    model.support_shrinkage_ = 0.0
+    assert not np.allclose(model.predict(X[:20]), baseline, atol=1e-3)
 
 
 def test_no_held_out_rating_reaches_training(ratings):

@@ -203,10 +203,13 @@ def protocol_splits(name, n_splits, home, development=False):
 def fit_ours(X_train, y_train, X_test, seed, verbose=0):
     model = KernelCollaborativeFilter(random_state=seed, verbose=verbose)
     model.fit(X_train, y_train)
-    info = {key: getattr(model, key) for key in ("n_iter_", "best_iter_") if hasattr(model, key)}
-    for key in ("network_weight_", "blend_weight_"):
-        if hasattr(model, key):
-            info[key] = getattr(model, key)
+    info = {
+        "n_iter": int(model.n_iter_),
+        "best_iter": int(model.best_iter_),
+        "network_weights": [float(w) for w in model.network_weights_],
+        "support_shrinkage": float(model.support_shrinkage_),
+        "hidden": [int(layer.out_features) for layer in model.module_.layers[:-1]],
+    }
     return model.predict(X_test), info
 
 
@@ -357,7 +360,7 @@ def main(argv=None):
                     "n_train": int(len(y_train)), "n_test": int(len(y_test)),
                     "n_users": int(len(np.unique(X_train[:, 0]))),
                     "n_items": int(len(np.unique(X_train[:, 1]))),
-                    **{k: float(v) for k, v in info.items()},
+                    **info,
                 }
                 # merge with what other runs recorded meanwhile (methods may run in parallel)
                 records = {**load_records(False), **mine}

@@ -1,11 +1,14 @@
 """Rating datasets: the MovieLens loaders and a synthetic rating generator.
 
-MovieLens "latest-small" ships with the package. MovieLens 100K and 1M may not be
-redistributed, so they are read from a local folder (see :func:`get_data_home`) or
-downloaded from GroupLens on first use.
+MovieLens "latest-small" ships with the package. MovieLens 100K, 1M, 10M, 20M, 25M
+and 32M may not be redistributed, so they are read from a local folder (see
+:func:`get_data_home`) or downloaded from GroupLens on first use. Rating files are
+parsed in blocks straight into the returned arrays, so loading MovieLens 32M (an
+877 MB ``ratings.csv``) needs little more memory than the arrays themselves.
 """
 
 import csv
+import functools
 import hashlib
 import io
 import os
@@ -33,7 +36,10 @@ Examples
 'ml-1m.zip'
 """
 
-# Tests replace these entries (monkeypatch.setitem) to point at a local server.
+# Tests replace these entries (monkeypatch.setitem) to point at a local server. The sha256
+# digests of 10M-32M agree with independent public records (tensorflow_datasets' checksum
+# list for 20M and 25M) and the archives' sizes; GroupLens itself publishes MD5 sidecars
+# (ml-10m.zip.md5 ...: ce571fd5..., cd245b17..., 6b51fb27..., d472be33...).
 REMOTE_FILES = {
     "100k": RemoteFile(
         "https://files.grouplens.org/datasets/movielens/ml-100k.zip",
@@ -45,11 +51,38 @@ REMOTE_FILES = {
         "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",  # 5,917,549 bytes
         "ml-1m.zip",
     ),
+    "10m": RemoteFile(
+        "https://files.grouplens.org/datasets/movielens/ml-10m.zip",
+        "813c411ccb6122564edfe752e7f80c4dcc5aa25fa94c93622f6877a7ba252862",  # 65,566,137 bytes
+        "ml-10m.zip",
+    ),
+    "20m": RemoteFile(
+        "https://files.grouplens.org/datasets/movielens/ml-20m.zip",
+        "96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",  # 198,702,078 bytes
+        "ml-20m.zip",
+    ),
+    "25m": RemoteFile(
+        "https://files.grouplens.org/datasets/movielens/ml-25m.zip",
+        "8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",  # 261,978,986 bytes
+        "ml-25m.zip",
+    ),
+    "32m": RemoteFile(
+        "https://files.grouplens.org/datasets/movielens/ml-32m.zip",
+        "e4a68655d7386b8f95f2f2424b2ff975dfdd15ffd59e0d864a14dca43e99d6ee",  # 238,950,008 bytes
+        "ml-32m.zip",
+    ),
 }
 
-_ALIASES = {"100k": "100k", "ml-100k": "100k", "1m": "1m", "ml-1m": "1m"}
-_ALIASES.update({"latest-small": "latest-small", "ml-latest-small": "latest-small"})
+_ALIASES = {"latest-small": "latest-small", "ml-latest-small": "latest-small"}
+_ALIASES.update({k: k for k in ("100k", "1m", "10m", "20m", "25m", "32m")})
+_ALIASES.update({f"ml-{k}": k for k in ("100k", "1m", "10m", "20m", "25m", "32m")})
+_ALIASES["ml-10M100K"] = "10m"  # the folder name inside ml-10m.zip
 _FOLDERS = {"100k": "ml-100k", "1m": "ml-1m", "latest-small": "ml-latest-small"}
+_FOLDERS.update({"10m": "ml-10M100K", "20m": "ml-20m", "25m": "ml-25m", "32m": "ml-32m"})
+_CSV_HEADER = b"userId,movieId,rating"
+_TITLES = {"100k": "100K", "1m": "1M", "10m": "10M", "20m": "20M", "25m": "25M", "32m": "32M"}
+# Rating files are read in blocks of this many bytes (tests shrink it).
+_BLOCK_BYTES = 1 << 24
 _SUBSETS = ("all", "train", "test")
 _EXT = {"train": "base", "test": "test"}
 _SPLITS_100K = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
@@ -66,7 +99,7 @@ _CITATION = (
 
 
 def get_data_home(data_home=None):
-    """Return the folder where MovieLens 100K/1M are looked for and downloaded to.
+    """Return the folder where the MovieLens datasets are looked for and downloaded to.
 
     Nothing is created here; the folder is made only when a download needs it.
 
@@ -145,34 +178,117 @@ def _download(remote, data_home, folder, verbose=False):
             shutil.rmtree(unpack, ignore_errors=True)
 
 
-def _parse_ratings(raw, sep, source, skip_header=False):
-    """Parse ``user<sep>item<sep>rating[<sep>timestamp]`` lines into arrays.
+class _RatingColumns:
+    """The output arrays of :func:`_read_ratings`, filled one block of lines at a time."""
 
-    Returns ``(users, items, ratings, timestamps)``; ``timestamps`` is None for 3 fields.
-    """
-    if skip_header:
-        raw = raw.partition(b"\n")[2]
-    raw = raw.strip()
-    if not raw:
-        return (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), None)
-    n_fields = raw[: raw.find(b"\n")].count(sep) + 1 if b"\n" in raw else raw.count(sep) + 1
-    if n_fields not in (3, 4):
-        raise ValueError(f"{source}: expected 3 or 4 fields per line, found {n_fields}")
-    # np.fromstring's text mode is C speed (~0.2 s for ML-1M); np.loadtxt takes many seconds.
-    text = raw if sep == b"\t" else raw.replace(sep, b" ")
+    def __init__(self, n_rows, n_fields):
+        self.pairs = np.empty((n_rows, 2), dtype=np.int64)
+        self.ratings = np.empty(n_rows, dtype=np.float64)
+        self.timestamps = np.empty(n_rows, dtype=np.int64) if n_fields == 4 else None
+        self.filled = 0
+
+    def add(self, values, source, first_line):
+        """Store a (k, n_fields) float64 block, checking that ids are whole numbers."""
+        end = self.filled + len(values)
+        if end > len(self.ratings):  # the file changed between the two passes
+            raise ValueError(f"{source}: the file changed while it was being read")
+        ids = values[:, [0, 1, 3]] if self.timestamps is not None else values[:, :2]
+        bad = np.flatnonzero((ids != np.floor(ids)).any(axis=1) | (ids < 0).any(axis=1))
+        if bad.size:
+            raise ValueError(
+                f"{source}: line {first_line + int(bad[0])} holds an id or timestamp that is "
+                "not a non-negative whole number"
+            )
+        self.pairs[self.filled : end] = values[:, :2]
+        self.ratings[self.filled : end] = values[:, 2]
+        if self.timestamps is not None:
+            self.timestamps[self.filled : end] = values[:, 3]
+        self.filled = end
+
+    def result(self):
+        n = self.filled
+        timestamps = None if self.timestamps is None else self.timestamps[:n]
+        return self.pairs[:n], self.ratings[:n], timestamps
+
+
+def _parse_block(text, sep, n_fields, source, first_line):
+    """Parse ``user<sep>item<sep>rating[<sep>timestamp]`` lines into a (k, n_fields) array."""
+    # np.fromstring's text mode is C speed (~0.2 s per million lines); np.loadtxt and a
+    # pandas frame of strings are many times slower and hold the text several times over.
+    text = text.strip()
+    if not text:
+        return np.empty((0, n_fields))
+    if sep != b"\t":
+        text = text.replace(sep, b" ")
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)  # numpy's "could not be read"
         try:
             values = np.fromstring(text, dtype=np.float64, sep=" ")
         except (ValueError, DeprecationWarning) as exc:
-            raise ValueError(f"{source}: malformed ratings file ({exc})") from None
+            raise ValueError(
+                f"{source}: malformed ratings file after line {first_line - 1} ({exc})"
+            ) from None
     n_lines = text.count(b"\n") + 1
     if values.size != n_lines * n_fields:
-        raise ValueError(f"{source}: malformed ratings file (lines with a wrong field count)")
-    values = values.reshape(n_lines, n_fields)
-    timestamps = values[:, 3].astype(np.int64) if n_fields == 4 else None
-    return (values[:, 0].astype(np.int64), values[:, 1].astype(np.int64),
-            np.ascontiguousarray(values[:, 2]), timestamps)  # fmt: skip
+        raise ValueError(
+            f"{source}: malformed ratings file (lines {first_line}..{first_line + n_lines - 1} "
+            f"do not all have {n_fields} fields)"
+        )
+    return values.reshape(n_lines, n_fields)
+
+
+def _read_ratings(open_binary, sep, source, header=None):
+    """Read a MovieLens ratings file into ``(pairs, ratings, timestamps)`` arrays.
+
+    ``open_binary()`` opens the file for reading bytes. A first pass counts the lines so
+    that the int64 (n, 2) pairs, float64 ratings and int64 timestamps (None for 3 fields)
+    are allocated once; the second pass parses blocks of ``_BLOCK_BYTES`` straight into
+    them. Peak memory is therefore the returned arrays plus a few blocks, whatever the
+    size of the file. ``header``, when given, is the expected first line (its leading
+    column names).
+    """
+    n_newlines, first, last_byte = 0, b"", b"\n"
+    with open_binary() as f:
+        if header is not None:
+            found = f.readline().strip()
+            if not found.startswith(header):
+                raise ValueError(f"{source}: expected a header starting {header!r}, got {found!r}")
+        for block in iter(lambda: f.read(_BLOCK_BYTES), b""):
+            if b"\n" not in first:
+                first = (first + block).lstrip()
+            n_newlines += block.count(b"\n")
+            last_byte = block[-1:]
+    first = first.partition(b"\n")[0].strip()
+    if not first:
+        return np.empty((0, 2), np.int64), np.empty(0), None
+    n_fields = first.count(sep) + 1
+    if n_fields not in (3, 4):
+        raise ValueError(f"{source}: expected 3 or 4 fields per line, found {n_fields}")
+    columns = _RatingColumns(n_newlines + (last_byte != b"\n"), n_fields)
+    line = 2 if header is not None else 1
+    with open_binary() as f:
+        if header is not None:
+            f.readline()
+        rest = b""
+        while True:
+            block = f.read(_BLOCK_BYTES)
+            if block:
+                block = rest + block
+                cut = block.rfind(b"\n")
+                if cut < 0:
+                    rest = block
+                    continue
+                text, rest = block[:cut], block[cut + 1 :]
+            else:
+                text, rest = rest, b""
+            # Lines skipped by strip() (leading blank ones) shift the reported numbers;
+            # only error messages use them.
+            values = _parse_block(text, sep, n_fields, source, line)
+            columns.add(values, source, line)
+            line += text.count(b"\n") + 1
+            if not block:
+                break
+    return columns.result()
 
 
 def _items_100k(folder):
@@ -192,15 +308,28 @@ def _items_100k(folder):
     return ids, titles, item_genres
 
 
-def _items_1m(folder):
+def _read_text(path):
+    """Text of a MovieLens file: UTF-8 in the newer releases, latin-1 in 100K and 1M."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _items_dat(folder):
     ids, titles, item_genres = [], [], []
-    for line in (folder / "movies.dat").read_text("latin-1").splitlines():
+    for line in _read_text(folder / "movies.dat").splitlines():
         if line.strip():
             movie_id, title, genres = line.split("::", 2)
             ids.append(int(movie_id))
             titles.append(title)
             item_genres.append(genres.split("|") if genres else [])
     return ids, titles, item_genres
+
+
+def _items_csv(folder):
+    return _items_latest(_read_text(folder / "movies.csv"))
 
 
 def _items_latest(text):
@@ -211,6 +340,17 @@ def _items_latest(text):
         genres = row["genres"]
         item_genres.append([] if genres == "(no genres listed)" else genres.split("|"))
     return ids, titles, item_genres
+
+
+# name -> (ratings file, separator, expected header or None, items file, items reader)
+_LAYOUTS = {
+    "100k": ("u.data", b"\t", None, "u.item", _items_100k),
+    "1m": ("ratings.dat", b"::", None, "movies.dat", _items_dat),
+    "10m": ("ratings.dat", b"::", None, "movies.dat", _items_dat),
+    "20m": ("ratings.csv", b",", _CSV_HEADER, "movies.csv", _items_csv),
+    "25m": ("ratings.csv", b",", _CSV_HEADER, "movies.csv", _items_csv),
+    "32m": ("ratings.csv", b",", _CSV_HEADER, "movies.csv", _items_csv),
+}
 
 
 def _check_args(name, subset, split):
@@ -243,8 +383,17 @@ def _import_pandas():
     return pd
 
 
+def _n_distinct(ids):
+    """Number of distinct non-negative ids; a count table is much faster than np.unique."""
+    if ids.size == 0:
+        return 0
+    if ids.max() < 4 * ids.size + (1 << 20):
+        return int(np.count_nonzero(np.bincount(ids)))
+    return int(np.unique(ids).size)
+
+
 def _describe(key, subset, split, users, items, ratings, timestamps):
-    title = {"100k": "MovieLens 100K", "1m": "MovieLens 1M", "latest-small": "MovieLens"}[key]
+    title = "MovieLens" + (f" {_TITLES[key]}" if key in _TITLES else "")
     if key == "latest-small":
         title += " latest-small (2016-10 snapshot, bundled with skkernelnet)"
         redistribution = "may be redistributed, with its README, under these same conditions"
@@ -255,8 +404,8 @@ def _describe(key, subset, split, users, items, ratings, timestamps):
     stamps = "present" if timestamps is not None else "not in this copy of the file"
     return (
         f"{title}\n{'=' * len(title)}\n\n"
-        f"Subset: {part}. {ratings.size:,} ratings ({scale}) by {np.unique(users).size:,} users "
-        f"on {np.unique(items).size:,} items. Timestamps: {stamps}.\n\n"
+        f"Subset: {part}. {ratings.size:,} ratings ({scale}) by {_n_distinct(users):,} users "
+        f"on {_n_distinct(items):,} items. Timestamps: {stamps}.\n\n"
         "Source: GroupLens Research, University of Minnesota, "
         "https://grouplens.org/datasets/movielens/\n\n"
         "Licence (summary; see the dataset's README for the full terms): research use only; no\n"
@@ -279,28 +428,43 @@ def fetch_movielens(
 ):
     """Load a MovieLens rating dataset as (user id, item id) -> rating.
 
-    ================  =========  ======  ======  ========  ===========================
-    name              ratings    users   items   scale     where it comes from
-    ================  =========  ======  ======  ========  ===========================
-    ``latest-small``  100,004    671     9,066   0.5..5    bundled with the package
-    ``100k``          100,000    943     1,682   1..5      ``data_home`` or download
-    ``1m``            1,000,209  6,040   3,706   1..5      ``data_home`` or download
-    ================  =========  ======  ======  ========  ===========================
+    ================  ==========  =======  ======  ======  ===========================
+    name              ratings     users    items   scale   where it comes from
+    ================  ==========  =======  ======  ======  ===========================
+    ``latest-small``  100,004     671      9,066   0.5..5  bundled with the package
+    ``100k``          100,000     943      1,682   1..5    ``data_home`` or download
+    ``1m``            1,000,209   6,040    3,706   1..5    ``data_home`` or download
+    ``10m``           10,000,054  69,878   10,677  0.5..5  ``data_home`` or download
+    ``20m``           20,000,263  138,493  26,744  0.5..5  ``data_home`` or download
+    ``25m``           25,000,095  162,541  59,047  0.5..5  ``data_home`` or download
+    ``32m``           32,000,204  200,948  84,432  0.5..5  ``data_home`` or download
+    ================  ==========  =======  ======  ======  ===========================
 
-    MovieLens 100K and 1M are read from ``data_home/ml-100k/`` (``u.data``, ``u.item``,
-    ``u1.base``, ...) and ``data_home/ml-1m/`` (``ratings.dat``, ``movies.dat``), the
-    layout of the official zip files. When missing they are downloaded from GroupLens
-    (see ``REMOTE_FILES``), checked against a pinned sha256 and unpacked there; the zip
-    is deleted afterwards. Their licence forbids redistribution: do not commit them.
-    ``ratings.dat`` is accepted with or without its timestamp field.
+    (items: items with at least one rating; ``item_ids`` lists the whole catalogue.)
+    The downloadable datasets are read from ``data_home/<folder>/``, the layout of the
+    official zip files: ``ml-100k/`` (``u.data``, ``u.item``, ``u1.base``, ...),
+    ``ml-1m/`` and ``ml-10M100K/`` (``ratings.dat`` and ``movies.dat``, fields separated
+    by ``::``), ``ml-20m/``, ``ml-25m/`` and ``ml-32m/`` (``ratings.csv`` and
+    ``movies.csv`` with a header line). When missing they are downloaded from GroupLens
+    (see ``REMOTE_FILES``: 5 MB for 100K up to 262 MB for 25M), checked against a pinned
+    sha256 and unpacked there; the zip is deleted afterwards. Their licence forbids
+    redistribution: do not commit them. ``ratings.dat`` is accepted with or without its
+    timestamp field.
+
+    The ratings file is parsed in blocks of 16 MB straight into the returned arrays (no
+    pandas frame of strings, no copy of the whole text), so the peak memory of a load is
+    the arrays, 32 bytes a rating, plus a few blocks: about 1.1 GB for 32M.
+    ``as_frame=True`` adds the DataFrame (another 32 bytes a rating and two object
+    columns).
 
     Parameters
     ----------
-    name : {"latest-small", "100k", "1m"}
-        The dataset; the names ``"ml-latest-small"``, ``"ml-100k"`` and ``"ml-1m"`` work too.
+    name : {"latest-small", "100k", "1m", "10m", "20m", "25m", "32m"}
+        The dataset; the names with an ``"ml-"`` prefix (``"ml-1m"``, ...) and
+        ``"ml-10M100K"`` work too.
     data_home : str or path-like, default=None
-        Folder holding ``ml-100k/`` or ``ml-1m/``; see :func:`get_data_home`. Not used for
-        ``"latest-small"``.
+        Folder holding ``ml-100k/``, ``ml-1m/``, ...; see :func:`get_data_home`. Not used
+        for ``"latest-small"``.
     subset : {"all", "train", "test"}, default="all"
         ``"train"``/``"test"`` (100K only) load the ``.base``/``.test`` file of ``split``.
     split : {"u1", "u2", "u3", "u4", "u5", "ua", "ub"}, default=None
@@ -352,38 +516,39 @@ def fetch_movielens(
     key = _check_args(name, subset, split)
     if key == "latest-small":
         folder = resources.files("skkernelnet.data").joinpath("ml-latest-small")
-        ratings_raw, sep, header = folder.joinpath("ratings.csv").read_bytes(), b",", True
+        ratings_file, sep, header = folder.joinpath("ratings.csv"), b",", _CSV_HEADER
         ratings_source = "ml-latest-small/ratings.csv"
         item_info = _items_latest(folder.joinpath("movies.csv").read_text("utf-8"))
     else:
         home = get_data_home(data_home)
         folder = home / _FOLDERS[key]
-        if key == "100k":
-            fname = "u.data" if subset == "all" else f"{split}.{_EXT[subset]}"
-            sep, item_file, reader = b"\t", "u.item", _items_100k
-        else:
-            fname, sep, item_file, reader = "ratings.dat", b"::", "movies.dat", _items_1m
-        path = folder / fname
-        if not path.is_file():
+        fname, sep, header, item_file, reader = _LAYOUTS[key]
+        if key == "100k" and subset != "all":
+            fname = f"{split}.{_EXT[subset]}"
+        ratings_file = folder / fname
+        if not ratings_file.is_file():
             if not download_if_missing:
                 remote = REMOTE_FILES[key]
                 raise FileNotFoundError(
-                    f"MovieLens {key.upper()} not found: looked for {path}. Download "
+                    f"MovieLens {_TITLES[key]} not found: looked for {ratings_file}. Download "
                     f"{remote.url} and unzip it into {home}, set SKKERNELNET_DATA or pass "
                     "data_home to a folder holding it, or use download_if_missing=True."
                 )
             _download(REMOTE_FILES[key], home, _FOLDERS[key], verbose=verbose)
-        ratings_raw, header, ratings_source = path.read_bytes(), False, str(path)
+        ratings_source = str(ratings_file)
         if (folder / item_file).is_file():
             item_info = reader(folder)
         else:
             warnings.warn(f"{folder / item_file} not found: no item titles or genres", stacklevel=2)
             item_info = ([], [], [])
 
-    users, items, target, timestamps = _parse_ratings(ratings_raw, sep, ratings_source, header)
+    pairs, target, timestamps = _read_ratings(
+        functools.partial(ratings_file.open, "rb"), sep, ratings_source, header
+    )
+    users, items = pairs[:, 0], pairs[:, 1]
     item_ids, titles, genres = item_info
     bunch = Bunch(
-        data=np.column_stack([users, items]),
+        data=pairs,
         target=target,
         timestamps=timestamps,
         feature_names=["user_id", "item_id"],
@@ -402,13 +567,32 @@ def fetch_movielens(
         frame = bunch.data.assign(rating=target)
         if timestamps is not None:
             frame["timestamp"] = timestamps
-        catalogue = pd.DataFrame(
-            {"item_id": bunch.item_ids, "title": titles, "genres": ["|".join(g) for g in genres]}
-        )
-        bunch.frame = frame.merge(catalogue, on="item_id", how="left", sort=False)
+        # A left join on item_id without pandas' merge, which would copy every column
+        # (gigabytes at 32M ratings); unknown items get NaN as in a merge.
+        position = _catalogue_position(bunch.item_ids, items)
+        known = position >= 0
+        for column, values in (("title", titles), ("genres", ["|".join(g) for g in genres])):
+            table = np.array(list(values) + [np.nan], dtype=object)
+            frame[column] = table[np.where(known, position, len(table) - 1)]
+        bunch.frame = frame
     if return_X_y:
         return bunch.data, bunch.target
     return bunch
+
+
+def _catalogue_position(item_ids, items):
+    """Index of each of ``items`` in ``item_ids``, -1 where absent."""
+    if item_ids.size == 0:
+        return np.full(items.shape, -1, dtype=np.int64)
+    top = max(int(item_ids.max()), int(items.max(initial=0)))
+    if item_ids.min() >= 0 and items.min(initial=0) >= 0 and top < (1 << 24):
+        table = np.full(top + 1, -1, dtype=np.int64)  # MovieLens ids are small integers
+        table[item_ids[::-1]] = np.arange(item_ids.size)[::-1]  # first occurrence wins
+        return table[items]
+    order = np.argsort(item_ids, kind="stable")
+    sorted_ids = item_ids[order]
+    slot = np.minimum(np.searchsorted(sorted_ids, items), sorted_ids.size - 1)
+    return np.where(sorted_ids[slot] == items, order[slot], -1)
 
 
 def _sample_pairs(rng, user_w, item_w, n_ratings):

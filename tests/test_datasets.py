@@ -4,6 +4,7 @@ import http.server
 import os
 import sys
 import threading
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -165,16 +166,17 @@ _ITEMS = "1|Toy Story (1995)|01-Jan-1995||http://x|0|0|1\n2|GoldenEye (1995)|||h
 _UDATA = "1\t1\t5\t874965758\n1\t2\t3\t876893171\n2\t1\t4\t878542960\n"
 
 
-def _publish(server, members, monkeypatch, sha256=None):
-    """Zip ``members`` ({name: text}), serve it and point REMOTE_FILES["100k"] at it."""
+def _publish(server, members, monkeypatch, sha256=None, key="100k"):
+    """Zip ``members`` ({name: text}), serve it and point REMOTE_FILES[key] at it."""
     root, url = server
-    archive = root / "ml-100k.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
+    filename = f"ml-{key}.zip"
+    archive = root / filename
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, text in members.items():
             zf.writestr(name, text)
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-    remote = RemoteFile(f"{url}/ml-100k.zip", sha256 or digest, "ml-100k.zip")
-    monkeypatch.setitem(datasets.REMOTE_FILES, "100k", remote)
+    remote = RemoteFile(f"{url}/{filename}", sha256 or digest, filename)
+    monkeypatch.setitem(datasets.REMOTE_FILES, key, remote)
     return digest
 
 
@@ -243,13 +245,152 @@ def test_download_incomplete_archive(server, monkeypatch, tmp_path):
     assert list((tmp_path / "home").iterdir()) == []
 
 
+# --------------------------------------------------------------------------- 10M to 32M
+
+# Miniatures of the official archives: 10M's `::` layout (half-star ratings, UTF-8
+# movies.dat, folder ml-10M100K) and the CSV layout of 20M, 25M and 32M (header line,
+# quoted titles with commas, "(no genres listed)", extra files the loader ignores).
+_MOVIES_DAT = "1::Toy Story (1995)::Adventure|Animation\n7::Amélie (2001)::Comedy|Romance\n"
+_RATINGS_DAT = "1::1::5::838985046\n1::7::3.5::838983525\n9::1::0.5::868245777\n"
+_MOVIES_CSV = (
+    "movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n"
+    '7,"Amélie (Fabuleux destin d\'Amélie Poulain, Le) (2001)",Comedy|Romance\n'
+    "8,Unrated Film (2019),(no genres listed)\n"
+)
+_RATINGS_CSV = (
+    "userId,movieId,rating,timestamp\n1,1,5.0,838985046\n1,7,3.5,838983525\n9,1,0.5,868245777\n"
+)
+_BIG = {
+    "10m": ("ml-10M100K", {"ratings.dat": _RATINGS_DAT, "movies.dat": _MOVIES_DAT, "tags.dat": ""}),
+    **{
+        key: (f"ml-{key}", {"ratings.csv": _RATINGS_CSV, "movies.csv": _MOVIES_CSV, "tags.csv": ""})
+        for key in ("20m", "25m", "32m")
+    },
+}
+
+
+@pytest.mark.parametrize("key", sorted(_BIG))
+def test_download_10m_to_32m(key, server, monkeypatch, tmp_path):
+    folder, files = _BIG[key]
+    _publish(server, {f"{folder}/{n}": t for n, t in files.items()}, monkeypatch, key=key)
+    home = tmp_path / "home"
+    with pytest.raises(FileNotFoundError, match=f"MovieLens {key.upper()} not found.*{folder}"):
+        fetch_movielens(key, data_home=home, download_if_missing=False)
+    b = fetch_movielens(f"ml-{key}", data_home=home)
+    assert sorted(os.listdir(home)) == [folder]  # no zip or temporary files left
+    assert b.data.dtype == np.int64 and b.target.dtype == np.float64
+    np.testing.assert_array_equal(b.data, [[1, 1], [1, 7], [9, 1]])
+    np.testing.assert_array_equal(b.target, [5.0, 3.5, 0.5])
+    np.testing.assert_array_equal(b.timestamps, [838985046, 838983525, 868245777])
+    assert b.item_titles[1].startswith("Amélie") and b.item_genres[1] == ["Comedy", "Romance"]
+    assert b.name == folder and f"MovieLens {key.upper()}" in b.DESCR
+    assert "3 ratings (0.5..5) by 2 users on 2 items" in b.DESCR
+    if key != "10m":
+        assert b.item_ids.tolist() == [1, 7, 8] and b.item_genres[2] == []
+    # Cached now: no network needed.
+    monkeypatch.setitem(datasets.REMOTE_FILES, key, RemoteFile("http://0.0.0.0:9/", "0", "x"))
+    X, y = fetch_movielens(key, data_home=home, return_X_y=True)
+    np.testing.assert_array_equal(X, b.data)
+
+
+@pytest.mark.parametrize("key", ["10m", "32m"])
+def test_10m_to_32m_as_frame(key, tmp_path):
+    pytest.importorskip("pandas")
+    folder, files = _BIG[key]
+    (tmp_path / folder).mkdir()
+    for name, text in files.items():
+        (tmp_path / folder / name).write_text(text, encoding="utf-8")
+    (tmp_path / folder / files_ratings(key)).open("a").write(
+        "9::99::4::1\n" if key == "10m" else "9,99,4.0,1\n"
+    )  # an item missing from the catalogue
+    b = fetch_movielens(key, data_home=tmp_path, as_frame=True, download_if_missing=False)
+    assert list(b.frame.columns) == ["user_id", "item_id", "rating", "timestamp", "title", "genres"]
+    assert b.frame["title"].tolist()[:3] == [
+        "Toy Story (1995)", b.item_titles[1], "Toy Story (1995)"
+    ]  # fmt: skip
+    assert b.frame["genres"].iloc[1] == "Comedy|Romance"
+    assert b.frame["title"].isna().tolist() == [False, False, False, True]
+    assert b.data.shape == (4, 2) and b.target.name == "rating"
+
+
+def files_ratings(key):
+    return "ratings.dat" if key == "10m" else "ratings.csv"
+
+
+def test_csv_header_checked(tmp_path):
+    (tmp_path / "ml-20m").mkdir()
+    (tmp_path / "ml-20m" / "ratings.csv").write_text("user,item,stars\n1,1,5\n")
+    (tmp_path / "ml-20m" / "movies.csv").write_text(_MOVIES_CSV)
+    with pytest.raises(ValueError, match="expected a header starting b'userId,movieId,rating'"):
+        fetch_movielens("20m", data_home=tmp_path, download_if_missing=False)
+
+
+def _ratings_lines(n, seed=0, sep="::"):
+    rng = np.random.default_rng(seed)
+    users, items = rng.integers(1, 300_000, n), rng.integers(1, 300_000, n)
+    stars, stamps = rng.integers(1, 11, n) / 2, rng.integers(789_652_009, 1_700_000_000, n)
+    lines = [f"{u}{sep}{i}{sep}{r:g}{sep}{t}" for u, i, r, t in zip(users, items, stars, stamps)]
+    return lines, (np.column_stack([users, items]), stars, stamps)
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 24])
+@pytest.mark.parametrize("ending", ["\n", "\r\n", ""])
+def test_block_reader_boundaries(tmp_path, monkeypatch, block, ending):
+    # Lines cut by block boundaries anywhere, CRLF, with or without a final newline.
+    lines, (pairs, stars, stamps) = _ratings_lines(50)
+    path = tmp_path / "ratings.dat"
+    path.write_bytes(("\n".join(lines).replace("\n", ending or "\n") + ending).encode())
+    monkeypatch.setattr(datasets, "_BLOCK_BYTES", block)
+    got_pairs, got_stars, got_stamps = datasets._read_ratings(
+        functools.partial(path.open, "rb"), b"::", "ratings.dat"
+    )
+    np.testing.assert_array_equal(got_pairs, pairs)
+    np.testing.assert_array_equal(got_stars, stars)
+    np.testing.assert_array_equal(got_stamps, stamps)
+
+
+def test_block_reader_memory_is_bounded(tmp_path, monkeypatch):
+    # Peak memory while reading is the returned arrays plus a few blocks, not a multiple of
+    # the file size (a whole-file parse needs about 4x the arrays: text, copy, floats).
+    n = 200_000
+    lines, _ = _ratings_lines(n, sep=",")
+    path = tmp_path / "ratings.csv"
+    path.write_text("userId,movieId,rating,timestamp\n" + "\n".join(lines) + "\n")
+    monkeypatch.setattr(datasets, "_BLOCK_BYTES", 1 << 16)
+    opener = functools.partial(path.open, "rb")
+    tracemalloc.start()
+    try:
+        result = datasets._read_ratings(opener, b",", "ratings.csv", b"userId,movieId,rating")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    output = sum(a.nbytes for a in result)
+    assert output == n * 32
+    assert peak < output + (1 << 20), (peak, output, path.stat().st_size)
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (["1::1::5::1", "1::2.5::3::2"], "line 2 holds an id or timestamp"),
+        (["1::1::5::1", "-1::2::3::2"], "line 2 holds an id"),
+        (["1::1::5::1", "1::2::3::2", "1::3::3"], "lines 1..3 do not all have 4 fields"),
+    ],
+)
+def test_malformed_lines_are_located(tmp_path, lines, message):
+    _write_1m(tmp_path / "ml-1m", lines)
+    with pytest.raises(ValueError, match=message):
+        fetch_movielens("1m", data_home=tmp_path, download_if_missing=False)
+
+
 # --------------------------------------------------------------------------- arguments
 
 
 @pytest.mark.parametrize(
     "kwargs, bad",
     [
-        ({"name": "10m"}, "'10m'"),
+        ({"name": "5m"}, "'5m'"),
+        ({"name": "ML-10M"}, "'ML-10M'"),
         ({"name": None}, "None"),
         ({"name": "100k", "subset": "valid"}, "'valid'"),
         ({"name": "100k", "subset": "train"}, "None"),

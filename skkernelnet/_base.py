@@ -23,6 +23,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ._checkpoint import Checkpointer
 from .kernels import KERNELS, Kernel
 from .networks import ACTIVATIONS
 from .training import TrainingMonitor
@@ -152,6 +153,7 @@ class BaseKernelNet(BaseEstimator, metaclass=ABCMeta):
         max_iter=None,
         incremental=False,
         warn_at_max_iter=True,
+        checkpoint_data=None,
     ):
         """Run a training loop on ``module`` and store the fitted attributes.
 
@@ -175,6 +177,13 @@ class BaseKernelNet(BaseEstimator, metaclass=ABCMeta):
             Append to the existing loss curve instead of starting a new one.
         warn_at_max_iter : bool
             Raise a ConvergenceWarning when the loop stops at ``max_iter``.
+        checkpoint_data : (str, str), optional
+            Digests of the training data and of its validation split
+            (:func:`skkernelnet._checkpoint.data_digest`). With them and the
+            ``checkpoint`` parameter set, the run is checkpointed and resumed (see
+            :mod:`skkernelnet._checkpoint`): ``solve`` is then called as
+            ``solve(params, monitor, state=..., checkpoint=...)`` and must pass both
+            to :func:`~skkernelnet.training.lbfgs`.
         """
         callbacks = list(self.callbacks or ())
         for callback in callbacks:
@@ -193,10 +202,23 @@ class BaseKernelNet(BaseEstimator, metaclass=ABCMeta):
             description=type(self).__name__,
         )
         params = [p for p in module.parameters() if p.requires_grad]
+        checkpointer = resume = None
+        if checkpoint_data is not None and getattr(self, "checkpoint", None) is not None:
+            checkpointer = Checkpointer.for_estimator(self, module, checkpoint_data)
+            checkpointer.monitor = monitor
+            resume = checkpointer.load()  # before training: a bad file must not cost a fit
         with seeded(self._seed + getattr(self, "n_iter_", 0)):
             with monitor:
-                solve(params, monitor)
+                if checkpointer is None:
+                    solve(params, monitor)
+                else:
+                    if resume is not None:
+                        checkpointer.resume(resume, monitor)
+                    state = None if resume is None else resume["solver"]
+                    solve(params, monitor, state=state, checkpoint=checkpointer.after_iteration)
         result = monitor.result
+        if checkpointer is not None and result.stop_reason != "interrupted":
+            checkpointer.remove()  # finished: a later fit starts afresh
         previous_iter = getattr(self, "n_iter_", 0) if incremental else 0
         self.n_iter_ = previous_iter + result.n_iter
         if incremental and hasattr(self, "loss_curve_"):

@@ -13,6 +13,7 @@ predictions are blended (``blend``).
 
 from __future__ import annotations
 
+import os
 from numbers import Integral, Real
 
 import numpy as np
@@ -24,6 +25,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseKernelNet, seeded
+from ._checkpoint import data_digest
 from ._orientation import OrientationView, other_orientation, rating_objective
 from ._rating_training import (
     DEFAULT_NETWORK_WEIGHTS,
@@ -158,6 +160,24 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         Each called as ``callback(monitor)`` after every L-BFGS iteration with
         the :class:`~skkernelnet.training.TrainingMonitor` (its ``result``
         holds the loss curve so far); returning True stops training.
+    checkpoint : str or path-like, default=None
+        File for crash-safe training: every ``checkpoint_interval`` iterations
+        the fit writes its whole training state there (atomically: temporary
+        file, then rename). If the process dies, a new ``fit`` with the same
+        data and parameters resumes from the file and ends with the parameters
+        an uninterrupted fit would have; ``max_iter``, ``verbose``,
+        ``callbacks`` and ``device`` may differ. A file from another fit
+        (other data, split, parameters or seed) or a damaged file raises
+        ``ValueError``. The file is deleted when the fit finishes. Needs an
+        integer ``random_state``. Use one path per fit: concurrent fits (e.g.
+        in ``GridSearchCV``) must not share it. See the user guide
+        (:ref:`scale`).
+    checkpoint_interval : int, default=10
+        Iterations between checkpoints. A checkpoint holds about 23 times the
+        parameters (current and best parameters, gradient, 10 L-BFGS
+        correction pairs): about 7.5 GB for the default model at ML-10M's
+        shape (82 million float32 parameters). It is streamed to disk, not
+        built in memory.
 
     Attributes
     ----------
@@ -239,6 +259,8 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
             StrOptions({"auto"}),
         ],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither"), StrOptions({"auto"})],
+        "checkpoint": [None, str, os.PathLike],
+        "checkpoint_interval": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -265,6 +287,8 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         device="cpu",
         dtype="float32",
         callbacks=None,
+        checkpoint=None,
+        checkpoint_interval=10,
     ):
         super().__init__(
             hidden_layer_sizes,
@@ -289,6 +313,8 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         self.orientation = orientation
         self.blend = blend
         self.handle_unknown = handle_unknown
+        self.checkpoint = checkpoint
+        self.checkpoint_interval = checkpoint_interval
 
     # -- the networks ----------------------------------------------------------------------
     def _orientations(self):
@@ -390,10 +416,15 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
             problems, self.alpha * scale, self.kernel_alpha * scale, validation=blended
         )
         modules = torch.nn.ModuleList(self._modules())
+        checkpoint_data = None
+        if self.checkpoint is not None:  # what a checkpoint must match to be resumed
+            ratings = data_digest(user_idx, item_idx, y, self.user_ids_, self.item_ids_)
+            checkpoint_data = (ratings, data_digest(train))
         self._train(
             modules,
-            lambda params, monitor: lbfgs(params, objective, monitor),
+            lambda params, monitor, **resume: lbfgs(params, objective, monitor, **resume),
             validate=blended,
+            checkpoint_data=checkpoint_data,
         )
         modules.eval()
         if blended is None:

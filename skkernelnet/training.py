@@ -13,7 +13,7 @@ import math
 import time
 import warnings
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 from sklearn.exceptions import ConvergenceWarning
@@ -207,6 +207,27 @@ class TrainingMonitor:
             return True
         return False
 
+    # -- checkpoints (skkernelnet._checkpoint) -----------------------------------------
+    def state_dict(self):
+        """What a resumed fit needs: the result so far, best parameters, patience, time."""
+        return {
+            "result": asdict(self.result),
+            "best_state": self._best_state,
+            "best_tracked": self._best_tracked,
+            "no_improvement": self._no_improvement,
+            "elapsed": time.perf_counter() - self._start,
+        }
+
+    def load_state_dict(self, state):
+        """Continue from :meth:`state_dict` (inside the ``with`` block)."""
+        self.result = TrainingResult(**state["result"])
+        self._best_state = state["best_state"]
+        self._best_tracked = state["best_tracked"]
+        self._no_improvement = state["no_improvement"]
+        self._start = time.perf_counter() - state["elapsed"]
+        if self._bar is not None:
+            self._bar.update(self.result.n_iter)
+
     def _snapshot(self):
         self._best_state = {
             k: v.detach().clone() for k, v in self.module.state_dict(keep_vars=True).items()
@@ -249,7 +270,17 @@ def _add_to_params(params, step, direction):
             offset += n
 
 
-def lbfgs(params, closure, monitor, *, history_size=10, gtol=1e-5, max_backtracks=20):
+def lbfgs(
+    params,
+    closure,
+    monitor,
+    *,
+    history_size=10,
+    gtol=1e-5,
+    max_backtracks=20,
+    state=None,
+    checkpoint=None,
+):
     """Full-batch L-BFGS with a backtracking (Armijo) line search.
 
     Each iteration evaluates ``closure`` once when the first trial step is
@@ -281,6 +312,14 @@ def lbfgs(params, closure, monitor, *, history_size=10, gtol=1e-5, max_backtrack
         Stop when the largest absolute gradient entry falls below this.
     max_backtracks : int, default=20
         Halvings of the step before the line search gives up.
+    state : dict, optional
+        Solver state passed to ``checkpoint`` by an earlier run, to resume from;
+        ``params`` must already hold the values they had then.
+    checkpoint : callable, optional
+        Called as ``checkpoint(solver_state)`` after every iteration that does
+        not end training, with the current objective, gradient and correction
+        pairs (see :mod:`skkernelnet._checkpoint`); what it keeps must not be
+        changed later, so a checkpoint writes it out at once.
 
     Examples
     --------
@@ -297,10 +336,14 @@ def lbfgs(params, closure, monitor, *, history_size=10, gtol=1e-5, max_backtrack
     (True, 'converged')
     """
     params = [p for p in params if p.requires_grad]
-    loss = closure()
-    grad = _flat_grad(params)
     history = deque(maxlen=history_size)  # (s, y, 1 / y.s), oldest first
-    first = True
+    if state is None:
+        loss = closure()
+        grad = _flat_grad(params)
+        first = True
+    else:
+        loss, grad, first = state["loss"], state["grad"], state["first"]
+        history.extend(zip(state["s"], state["y"], state["rho"]))
     while True:
         if not math.isfinite(loss):
             monitor.step(loss)
@@ -339,6 +382,9 @@ def lbfgs(params, closure, monitor, *, history_size=10, gtol=1e-5, max_backtrack
         loss, grad = new_loss, new_grad
         if monitor.step(loss):
             return
+        if checkpoint is not None:
+            pairs = {key: [pair[k] for pair in history] for k, key in enumerate("s y rho".split())}
+            checkpoint({"loss": loss, "grad": grad, "first": first, **pairs})
 
 
 def _two_loop(grad, history):

@@ -265,7 +265,7 @@ class EntryIndex:
             # CSR order is row-major; `_order` maps CSR slots back to the caller's order.
             self._order = torch.argsort(flat)
             self._inverse = torch.empty_like(self._order)
-            self._inverse[self._order] = torch.arange(self._order.numel())
+            self._inverse[self._order] = torch.arange(self._order.numel(), device=flat.device)
         else:  # already in CSR order: no permutation on the hot path
             self._order = self._inverse = None
         sorted_rows = rows if self._order is None else rows[self._order]

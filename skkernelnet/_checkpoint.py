@@ -14,7 +14,8 @@ A checkpoint records what it belongs to (a digest of the training data and
 validation split, the estimator's parameters, the random seed and the initial
 parameters), and is refused with a :class:`ValueError` naming the difference when
 any of them differ; a file that is truncated or altered fails its checksum and is
-refused as well. Files are written to a temporary name in the same folder, flushed
+refused as well (the file is a magic line, torch's serialization of the state and
+its sha256). Files are written to a temporary name in the same folder, flushed
 to disk and then renamed over the previous one (``os.replace`` is atomic), so a
 crash while writing leaves the previous checkpoint intact.
 """
@@ -78,9 +79,25 @@ def _rng_state():
 
 
 def _set_rng_state(state):
-    torch.set_rng_state(state["cpu"])
+    # The states come back through map_location; the generators want CPU byte tensors.
+    torch.set_rng_state(state["cpu"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+class _HashingWriter:
+    """A binary file wrapper that hashes (sha256) what is written through it."""
+
+    def __init__(self, out):
+        self.out = out
+        self.digest = hashlib.sha256()
+
+    def write(self, data):
+        self.digest.update(data)
+        return self.out.write(data)
+
+    def flush(self):
+        self.out.flush()
 
 
 class Checkpointer:
@@ -157,9 +174,8 @@ class Checkpointer:
             raise ValueError(
                 f"{where} is not a skkernelnet checkpoint; delete it or pass another path."
             )
-        body = raw[len(_MAGIC) :]
-        stored, payload = body[:32], body[32:]
-        if len(stored) < 32 or hashlib.sha256(payload).digest() != stored:
+        payload, stored = raw[len(_MAGIC) : -32], raw[-32:]
+        if len(raw) < len(_MAGIC) + 32 or hashlib.sha256(payload).digest() != stored:
             raise ValueError(
                 f"{where} is corrupt (checksum mismatch: truncated or altered); delete it to "
                 "start the fit afresh."
@@ -224,15 +240,13 @@ class Checkpointer:
             self.save(solver_state)
 
     def save(self, solver_state):
+        """Write the training state atomically: temporary file, fsync, rename."""
         state = {
             "module": self.module.state_dict(),
             "monitor": self.monitor.state_dict(),
             "solver": solver_state,
             "rng": _rng_state(),
         }
-        buffer = io.BytesIO()
-        torch.save({"version": _VERSION, "identity": self.identity, "state": state}, buffer)
-        payload = buffer.getvalue()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(
             prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
@@ -240,8 +254,11 @@ class Checkpointer:
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(_MAGIC)
-                out.write(hashlib.sha256(payload).digest())
-                out.write(payload)
+                # Streamed through the hash, not built in memory first: at ML-10M scale a
+                # checkpoint is gigabytes (the L-BFGS pairs alone are 20 parameter vectors).
+                writer = _HashingWriter(out)
+                torch.save({"version": _VERSION, "identity": self.identity, "state": state}, writer)
+                out.write(writer.digest.digest())
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, self.path)

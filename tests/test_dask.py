@@ -117,7 +117,9 @@ def test_model_selection_on_dask_equals_local(client, case):
         warnings.simplefilter("ignore", ConvergenceWarning)
         local_search, local_cv = _search(estimator, grid, X, y, scoring)
         before = _workers_used(client)
-        with joblib.parallel_backend("dask"):
+        # The recommender's data go to the workers once (scatter), the others' with each fit.
+        scatter = {"scatter": [X, y]} if case == "recommender" else {}
+        with joblib.parallel_backend("dask", **scatter):
             dask_search, dask_cv = _search(estimator, grid, X, y, scoring)
         after = _workers_used(client)
     # Both worker processes ran fits (nothing ran in this process instead).

@@ -164,7 +164,7 @@ def test_resume_may_extend_max_iter(ratings, crashed, monkeypatch):
         ({"checkpoint_interval": 2, "data": "other"}, "other data"),
         ({"data": "order"}, "other data"),
         ({"data": "ratings"}, "other data"),
-        ({"validation_fraction": 0.3}, "validation_fraction=0.3 here but 0.02"),
+        ({"validation_fraction": 0.3}, "validation_fraction=0.3 here but .auto."),
         ({"data": "shape"}, "other data"),
     ],
 )

@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseKernelNet, seeded
 from ._checkpoint import data_digest
+from ._data_parallel import data_parallel_objective
 from ._orientation import OrientationView, other_orientation, rating_objective
 from ._rating_training import (
     DEFAULT_NETWORK_WEIGHTS,
@@ -160,6 +161,14 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         Each called as ``callback(monitor)`` after every L-BFGS iteration with
         the :class:`~skkernelnet.training.TrainingMonitor` (its ``result``
         holds the loss curve so far); returning True stops training.
+    distributed : bool, default=False
+        Data-parallel training over the processes of the default
+        ``torch.distributed`` process group (launch with ``torchrun``; gloo on
+        CPUs, nccl on GPUs): every process calls ``fit`` with the same data and
+        parameters, keeps a shard of each network's rows and sums gradients,
+        objective and held-out outputs with the others, so all take the same
+        L-BFGS steps and end with the same model. See the user guide
+        (:ref:`scale`).
     checkpoint : str or path-like, default=None
         File for crash-safe training: every ``checkpoint_interval`` iterations
         the fit writes its whole training state there (atomically: temporary
@@ -259,6 +268,7 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
             StrOptions({"auto"}),
         ],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither"), StrOptions({"auto"})],
+        "distributed": ["boolean"],
         "checkpoint": [None, str, os.PathLike],
         "checkpoint_interval": [Interval(Integral, 1, None, closed="left")],
     }
@@ -287,6 +297,7 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         device="cpu",
         dtype="float32",
         callbacks=None,
+        distributed=False,
         checkpoint=None,
         checkpoint_interval=10,
     ):
@@ -313,6 +324,7 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         self.orientation = orientation
         self.blend = blend
         self.handle_unknown = handle_unknown
+        self.distributed = distributed
         self.checkpoint = checkpoint
         self.checkpoint_interval = checkpoint_interval
 
@@ -395,26 +407,26 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         self.user_support_ = np.bincount(user_idx[train], minlength=n_users)
         self.item_support_ = np.bincount(item_idx[train], minlength=n_items)
         offset = self._offset(user_idx, item_idx)
-        problems = [
-            OrientationProblem.build(view, user_idx, item_idx, y, y - offset, train, validation)
-            for view in self._views
-        ]
-        blended = (
-            None
-            if validation is None
-            else BlendedValidation(
-                problems,
-                y,
-                offset,
-                self.rating_range_,
-                support=[self._output_support(v, user_idx, item_idx) for v in self._views],
-            )
-        )
         # Penalties scale with 1 / sqrt(n): see the alpha parameter.
         scale = 1.0 / np.sqrt(len(train))
-        objective = JointObjective(
-            problems, self.alpha * scale, self.kernel_alpha * scale, validation=blended
-        )
+        alpha, kernel_alpha = self.alpha * scale, self.kernel_alpha * scale
+        support = [self._output_support(v, user_idx, item_idx) for v in self._views]
+        if self.distributed:  # this process's shard of the rows (see _data_parallel)
+            objective, blended = data_parallel_objective(
+                self._views, user_idx, item_idx, y, offset, train, validation,
+                self.rating_range_, alpha, kernel_alpha, support,
+            )  # fmt: skip
+        else:
+            problems = [
+                OrientationProblem.build(view, user_idx, item_idx, y, y - offset, train, validation)
+                for view in self._views
+            ]
+            blended = (
+                None
+                if validation is None
+                else BlendedValidation(problems, y, offset, self.rating_range_, support=support)
+            )
+            objective = JointObjective(problems, alpha, kernel_alpha, validation=blended)
         modules = torch.nn.ModuleList(self._modules())
         checkpoint_data = None
         if self.checkpoint is not None:  # what a checkpoint must match to be resumed

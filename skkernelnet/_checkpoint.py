@@ -136,6 +136,12 @@ class Checkpointer:
         ``data`` is a pair of :func:`data_digest`: of the training data, and of the
         split of it into the part trained on and the part held out.
         """
+        if getattr(estimator, "distributed", False):
+            # Every process would need the same file, and agree on resuming from it.
+            raise ValueError(
+                "checkpoint is not supported with distributed=True; checkpoint a "
+                "single-process fit, or leave checkpoint=None."
+            )
         if estimator.random_state is None:
             raise ValueError(
                 "checkpoint needs a fixed random_state (an int): a resumed fit must repeat "

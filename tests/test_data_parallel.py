@@ -116,3 +116,13 @@ def test_shards_partition_the_rows(ratings):
             expected = held_out_shards(model._views, user_idx, item_idx, validation, world)[k]
             for r in range(world):
                 assert np.array_equal(expected[r], shards[r][k].validation_ratings)
+
+
+def test_checkpoint_with_distributed_is_refused(ratings, tmp_path, monkeypatch):
+    from skkernelnet import _data_parallel
+
+    monkeypatch.setattr(_data_parallel, "process_group", lambda: (0, 1))  # as under torchrun
+    model = KernelCollaborativeFilter(**PARAMS, distributed=True, checkpoint=tmp_path / "c")
+    with pytest.raises(ValueError, match="checkpoint is not supported with distributed=True"):
+        model.fit(*ratings)
+    assert not (tmp_path / "c").exists()

@@ -440,7 +440,9 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         )
         modules.eval()
         if blended is None:
-            weights = np.asarray(DEFAULT_NETWORK_WEIGHTS[: len(problems)] if self.blend else [1.0])
+            weights = np.asarray(
+                DEFAULT_NETWORK_WEIGHTS[: len(objective.problems)] if self.blend else [1.0]
+            )
             self.support_shrinkage_ = 0.0
         else:  # refit the weights at the restored (best) parameters
             objective.observe_validation()

@@ -36,8 +36,11 @@ from skkernelnet import KernelCollaborativeFilter
 from skkernelnet.datasets import make_ratings
 
 X, y = make_ratings(90, 60, density=0.15, random_state=0, return_X_y=True)
+plain = KernelCollaborativeFilter(**{params!r}, early_stopping=False, distributed=True).fit(X, y)
 model = KernelCollaborativeFilter(**{params!r}, distributed=True).fit(X, y)
 result = {{
+    "plain_loss_curve": plain.loss_curve_,
+    "plain_predict": plain.predict(X[:40]).tolist(),
     "loss_curve": model.loss_curve_,
     "validation_scores": model.validation_scores_,
     "n_iter": model.n_iter_,
@@ -72,9 +75,12 @@ def test_two_processes_follow_the_single_process_fit(ratings, tmp_path):
     torch.set_num_threads(1)
     try:
         single = KernelCollaborativeFilter(**PARAMS).fit(*ratings)
+        plain = KernelCollaborativeFilter(**PARAMS, early_stopping=False).fit(*ratings)
     finally:
         torch.set_num_threads(threads)
     parallel = ranks[0]
+    assert_allclose(parallel["plain_loss_curve"], plain.loss_curve_, rtol=1e-9)
+    assert_allclose(parallel["plain_predict"], plain.predict(ratings[0][:40]), rtol=1e-9)
     assert parallel["n_iter"] == single.n_iter_
     # Equal up to the order of floating-point sums (shards summed by all-reduce).
     assert_allclose(parallel["loss_curve"], single.loss_curve_, rtol=1e-9)

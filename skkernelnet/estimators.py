@@ -32,6 +32,7 @@ from sklearn.utils.validation import (
 from ._base import BaseKernelNet, seeded
 from .layers import SparseInput, csr_from_scipy
 from .networks import KernelNetwork
+from .positions import check_positions
 from .training import adam, lbfgs
 
 __all__ = ["KernelNetClassifier", "KernelNetRegressor"]
@@ -64,6 +65,8 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
         "solver": [StrOptions({"lbfgs", "adam"})],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "input_positions": ["array-like", None],
+        "freeze_input_positions": ["boolean"],
     }
 
     @abstractmethod
@@ -75,6 +78,8 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
         embedding_dim,
         gated,
         scale_rank,
+        input_positions,
+        freeze_input_positions,
         activation,
         solver,
         alpha,
@@ -114,6 +119,8 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
             callbacks=callbacks,
         )
         self.scale_rank = scale_rank
+        self.input_positions = input_positions
+        self.freeze_input_positions = freeze_input_positions
         self.solver = solver
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
@@ -236,6 +243,7 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
             validate = None
         if first_call:
             hidden = self._hidden_sizes()
+            positions = self._checked_input_positions(X.shape[1])
             with seeded(self._seed):
                 self.module_ = KernelNetwork(
                     X.shape[1],
@@ -245,6 +253,8 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
                     kernel=self.kernel,
                     gated=self.gated,
                     scale_rank=self.scale_rank,
+                    input_positions=positions,
+                    freeze_input_positions=self.freeze_input_positions,
                     activation=self.activation,
                     device=self._device,
                     dtype=self._dtype,
@@ -297,6 +307,24 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
             )
         self.module_.eval()
         return self
+
+    def _checked_input_positions(self, n_features):
+        if self.input_positions is None:
+            return None
+        positions = check_positions(
+            self.input_positions,
+            n_features,
+            name="input_positions",
+            of=f"features in X (n_features_in_={n_features})",
+        )
+        if positions.shape[1] > self.embedding_dim:
+            raise ValueError(
+                f"input_positions has {positions.shape[1]} coordinates per feature, more than "
+                f"embedding_dim={self.embedding_dim}; set embedding_dim >= "
+                f"{positions.shape[1]} (the first layer's points are the given coordinates "
+                "followed by embedding_dim - p learned ones)."
+            )
+        return positions
 
     def _objective(self, x, target, weight):
         # Penalties are divided by the total sample weight (the number of samples when
@@ -377,7 +405,8 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
         """ndarray of shape (`n_features_in_`, embedding_dim): the first layer's ``u_i``.
 
         One point per input feature; features the network treats alike lie
-        close together. A copy: changing it does not change the model.
+        close together. With ``input_positions``, the first coordinates are
+        the given positions. A copy: changing it does not change the model.
 
         Examples
         --------
@@ -389,7 +418,7 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
         (4, 2)
         """
         check_is_fitted(self, "module_")
-        return self.module_.layers[0].u.detach().cpu().numpy().copy()
+        return self.module_.layers[0].input_embeddings.detach().cpu().numpy().copy()
 
     @property
     def n_free_parameters_(self):
@@ -454,6 +483,19 @@ default="rbf"
         (``1``: ``a_i K_ij b_j``), so that hidden units need not share one
         sign pattern. Ignored when ``gated`` or for kernels that take both
         signs, which have no such scales.
+    input_positions : array-like of shape (n_features, p), default=None
+        Known positions of the input features, e.g.
+        ``grid_positions((8, 8))`` (:func:`~skkernelnet.positions.grid_positions`)
+        for the pixels of 8 x 8 images: the first ``p <= embedding_dim``
+        coordinates of the first layer's ``u_i``; any further coordinates
+        are learned (set ``embedding_dim=p`` for none). With a distance
+        kernel (rbf, laplacian, finite_support) each hidden unit's weights
+        then vary smoothly over the features' geometry: see
+        :ref:`theory_positions`. The number of rows must equal the number of
+        features seen by ``fit``.
+    freeze_input_positions : bool, default=True
+        Keep the given positions fixed (a buffer of the first layer), or
+        only start the learned ``u_i`` from them.
     activation : {"identity", "logistic", "sigmoid", "tanh", "relu"}, default="relu"
         Hidden-layer activation.
     solver : {"lbfgs", "adam"}, default="lbfgs"
@@ -553,6 +595,8 @@ default="rbf"
         embedding_dim=4,
         gated=False,
         scale_rank=2,
+        input_positions=None,
+        freeze_input_positions=True,
         activation="relu",
         solver="lbfgs",
         alpha=0.1,
@@ -577,6 +621,8 @@ default="rbf"
             embedding_dim=embedding_dim,
             gated=gated,
             scale_rank=scale_rank,
+            input_positions=input_positions,
+            freeze_input_positions=freeze_input_positions,
             activation=activation,
             solver=solver,
             alpha=alpha,
@@ -824,6 +870,18 @@ class KernelNetRegressor(RegressorMixin, _TabularKernelNet):
         (``1``: ``a_i K_ij b_j``), so that hidden units need not share one
         sign pattern. Ignored when ``gated`` or for kernels that take both
         signs, which have no such scales.
+    input_positions : array-like of shape (n_features, p), default=None
+        Known positions of the input features (e.g. ``grid_positions((8,
+        8))`` from :mod:`skkernelnet.positions` for the pixels of 8 x 8
+        images): the first ``p <= embedding_dim`` coordinates of the first
+        layer's ``u_i``; any further coordinates are learned (set
+        ``embedding_dim=p`` for none). With a distance kernel each hidden
+        unit's weights then vary smoothly over the features' geometry: see
+        :ref:`theory_positions`. The number of rows must equal the number of
+        features seen by ``fit``.
+    freeze_input_positions : bool, default=True
+        Keep the given positions fixed (a buffer of the first layer), or
+        only start the learned ``u_i`` from them.
     activation : {"identity", "logistic", "sigmoid", "tanh", "relu"}, default="relu"
         Hidden-layer activation.
     solver : {"lbfgs", "adam"}, default="lbfgs"
@@ -924,6 +982,8 @@ class KernelNetRegressor(RegressorMixin, _TabularKernelNet):
         embedding_dim=4,
         gated=False,
         scale_rank=2,
+        input_positions=None,
+        freeze_input_positions=True,
         activation="relu",
         solver="lbfgs",
         alpha=1.0,
@@ -948,6 +1008,8 @@ class KernelNetRegressor(RegressorMixin, _TabularKernelNet):
             embedding_dim=embedding_dim,
             gated=gated,
             scale_rank=scale_rank,
+            input_positions=input_positions,
+            freeze_input_positions=freeze_input_positions,
             activation=activation,
             solver=solver,
             alpha=alpha,

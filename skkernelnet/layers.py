@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from .kernels import get_kernel
+from .positions import check_positions
 
 __all__ = [
     "KernelLinear",
@@ -412,8 +413,10 @@ class KernelLinear(nn.Module):
         Size of each input sample.
     out_features : int
         Size of each output sample.
-    embedding_dim : int, default=5
-        Dimension ``d`` of the neuron embeddings ``u_i`` and ``v_j``.
+    embedding_dim : int or None, default=None
+        Dimension ``d`` of the neuron embeddings ``u_i`` and ``v_j``. ``None``
+        means the number of coordinates of the given positions (the larger
+        of the two when both sides have some), and 5 when none are given.
     kernel : str, Kernel or callable, default="finite_support"
         See :func:`skkernelnet.kernels.get_kernel`.
     gated : bool, default=True
@@ -435,11 +438,35 @@ class KernelLinear(nn.Module):
         scale for the others).
     device, dtype
         As for :class:`torch.nn.Linear`.
+    input_positions : array-like of shape (in_features, p), default=None
+        Known positions of the input neurons (e.g. pixel coordinates, see
+        :func:`~skkernelnet.positions.grid_positions`): the first ``p <=
+        embedding_dim`` coordinates of every ``u_i``. Any further coordinates
+        are learned.
+    freeze_input_positions : bool, default=True
+        Keep the given input positions fixed (a buffer, saved in the state
+        dict, never trained); ``False`` uses them as the initial value of
+        the learned ``u`` (as :meth:`torch.nn.Embedding.from_pretrained`'s
+        ``freeze``).
+    output_positions : array-like of shape (out_features, p), default=None
+        Known positions of the output neurons, as ``input_positions``.
+    freeze_output_positions : bool, default=True
+        As ``freeze_input_positions``, for the output neurons.
 
     Attributes
     ----------
-    u : Parameter of shape (in_features, embedding_dim)
-    v : Parameter of shape (out_features, embedding_dim)
+    u : Parameter of shape (in_features, embedding_dim - p) or None
+        The learned coordinates of the input neurons: all ``embedding_dim``
+        of them, unless ``p`` are fixed by frozen ``input_positions`` (None
+        when all are).
+    v : Parameter of shape (out_features, embedding_dim - p) or None
+        The learned coordinates of the output neurons, likewise.
+    input_positions, output_positions : buffer of shape (n_neurons, p) or None
+        The frozen given positions; None when a side has none or they are
+        learned.
+    input_embeddings, output_embeddings : Tensor of shape (n_neurons, embedding_dim)
+        The points ``u_i`` and ``v_j`` the kernel sees: frozen positions
+        followed by learned coordinates.
     W : Parameter of shape (in_features, out_features) or None
     input_scale, output_scale : Parameter or None
         Signed scales of an ungated layer over a non-negative kernel, of shape
@@ -456,6 +483,20 @@ class KernelLinear(nn.Module):
     torch.Size([8, 30])
     >>> layer.weight.shape
     torch.Size([20, 30])
+
+    Inputs that are the pixels of an 8 x 8 image, each at its fixed place on
+    the grid; every output neuron learns where its receptive field lies:
+
+    >>> from skkernelnet.positions import grid_positions
+    >>> layer = KernelLinear(64, 16, kernel="rbf", input_positions=grid_positions((8, 8)))
+    >>> layer.embedding_dim, layer.u, layer.input_positions.shape, layer.v.shape
+    (2, None, torch.Size([64, 2]), torch.Size([16, 2]))
+
+    Two fixed coordinates and one learned one per pixel:
+
+    >>> layer = KernelLinear(64, 16, embedding_dim=3, input_positions=grid_positions((8, 8)))
+    >>> layer.u.shape, layer.input_embeddings.shape
+    (torch.Size([64, 1]), torch.Size([64, 3]))
     """
 
     def __init__(
@@ -463,7 +504,7 @@ class KernelLinear(nn.Module):
         in_features,
         out_features,
         *,
-        embedding_dim=5,
+        embedding_dim=None,
         kernel="finite_support",
         gated=True,
         bias=True,
@@ -472,12 +513,16 @@ class KernelLinear(nn.Module):
         device=None,
         dtype=None,
         scale_rank=1,
+        input_positions=None,
+        freeze_input_positions=True,
+        output_positions=None,
+        freeze_output_positions=True,
     ):
         super().__init__()
         for name, value in (
             ("in_features", in_features),
             ("out_features", out_features),
-            ("embedding_dim", embedding_dim),
+            ("embedding_dim", 1 if embedding_dim is None else embedding_dim),
             ("scale_rank", scale_rank),
         ):
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
@@ -486,7 +531,20 @@ class KernelLinear(nn.Module):
         in_features, out_features = int(in_features), int(out_features)
         self.in_features = in_features
         self.out_features = out_features
+        given = {
+            "input": _given_positions(input_positions, in_features, "input"),
+            "output": _given_positions(output_positions, out_features, "output"),
+        }
+        if embedding_dim is None:
+            embedding_dim = max((p.shape[1] for p in given.values() if p is not None), default=5)
         self.embedding_dim = embedding_dim = int(embedding_dim)
+        for side, positions in given.items():
+            if positions is not None and positions.shape[1] > embedding_dim:
+                raise ValueError(
+                    f"{side}_positions has {positions.shape[1]} coordinates per neuron, more "
+                    f"than embedding_dim={embedding_dim}; embedding_dim counts the given "
+                    "coordinates and any learned ones after them."
+                )
         self.kernel = get_kernel(kernel)
         self.gated = bool(gated)
         self.signed = _signed_by_default(self.kernel, self.gated) if signed is None else signed
@@ -499,8 +557,27 @@ class KernelLinear(nn.Module):
                 f"has (gated={self.gated}, signed={self.signed})."
             )
         self.embedding_init_std = embedding_init_std
-        self.u = nn.Parameter(torch.empty(in_features, embedding_dim, **factory))
-        self.v = nn.Parameter(torch.empty(out_features, embedding_dim, **factory))
+        for side, name, n, freeze in (
+            ("input", "u", in_features, freeze_input_positions),
+            ("output", "v", out_features, freeze_output_positions),
+        ):
+            positions = given[side]
+            if positions is not None:  # float64 arrays take the layer's dtype, as parameters do
+                positions = torch.tensor(
+                    positions, dtype=dtype or torch.get_default_dtype(), device=device
+                )
+            n_fixed = 0 if positions is None or not freeze else positions.shape[1]
+            if n_fixed:
+                self.register_buffer(f"{side}_positions", positions)
+                self.register_buffer(f"_initial_{side}_positions", None, persistent=False)
+            else:
+                self.register_buffer(f"{side}_positions", None)
+                self.register_buffer(f"_initial_{side}_positions", positions, persistent=False)
+            if n_fixed < embedding_dim:
+                learned = torch.empty(n, embedding_dim - n_fixed, **factory)
+                self.register_parameter(name, nn.Parameter(learned))
+            else:
+                self.register_parameter(name, None)
         self.W = nn.Parameter(torch.empty(in_features, out_features, **factory)) if gated else None
         if self.signed:
             channels = () if self.scale_rank == 1 else (self.scale_rank,)
@@ -524,10 +601,31 @@ class KernelLinear(nn.Module):
         return (glorot_var / self.embedding_dim) ** 0.25
 
     def reset_parameters(self):
-        """Re-initialise: embeddings truncated normal, ``W`` Glorot uniform, bias zero."""
+        """Re-initialise: embeddings truncated normal, ``W`` Glorot uniform, bias zero.
+
+        Given positions that are not frozen are copied back into the first
+        coordinates of the embeddings. When only one side has given positions,
+        each neuron of the other side starts its first coordinates at the
+        position of a randomly drawn neuron of the given side (plus its usual
+        random initial value), so that, over a local kernel, every receptive
+        field starts where there are inputs.
+        """
         std = self._init_std()
-        nn.init.trunc_normal_(self.u, std=std, a=-2 * std, b=2 * std)
-        nn.init.trunc_normal_(self.v, std=std, a=-2 * std, b=2 * std)
+        for learned in (self.u, self.v):
+            if learned is not None:
+                nn.init.trunc_normal_(learned, std=std, a=-2 * std, b=2 * std)
+        with torch.no_grad():
+            for side, learned in (("input", self.u), ("output", self.v)):
+                initial = getattr(self, f"_initial_{side}_positions")
+                if initial is not None:
+                    learned[:, : initial.shape[1]] = initial
+            sides = {"input": self.u, "output": self.v}
+            for side, other in (("input", "output"), ("output", "input")):
+                source = self._given_positions_of(other)
+                learned = sides[side]
+                if self._given_positions_of(side) is None and source is not None:
+                    draw = torch.randint(source.shape[0], (learned.shape[0],))
+                    learned[:, : source.shape[1]] += source[draw.to(source.device)]
         glorot = math.sqrt(6.0 / (self.in_features + self.out_features))
         if self.W is not None:
             nn.init.uniform_(self.W, -glorot, glorot)
@@ -540,6 +638,21 @@ class KernelLinear(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
+    def _given_positions_of(self, side):
+        """The given positions of a side (frozen or initial value), or None."""
+        frozen = getattr(self, f"{side}_positions")
+        return frozen if frozen is not None else getattr(self, f"_initial_{side}_positions")
+
+    @property
+    def input_embeddings(self):
+        """The points ``u_i``, Tensor of shape (in_features, embedding_dim)."""
+        return _concat_coordinates(self.input_positions, self.u)
+
+    @property
+    def output_embeddings(self):
+        """The points ``v_j``, Tensor of shape (out_features, embedding_dim)."""
+        return _concat_coordinates(self.output_positions, self.v)
+
     def kernel_matrix(self):
         """``K(u, v)`` of shape (in_features, out_features), before gating or scaling.
 
@@ -548,9 +661,9 @@ class KernelLinear(nn.Module):
         """
         cache = self.__dict__.get("_kernel_cache")
         if cache is None:
-            return self.kernel(self.u, self.v)
+            return self.kernel(self.input_embeddings, self.output_embeddings)
         if "K" not in cache:
-            cache["K"] = self.kernel(self.u, self.v)
+            cache["K"] = self.kernel(self.input_embeddings, self.output_embeddings)
         return cache["K"]
 
     @property
@@ -561,8 +674,8 @@ class KernelLinear(nn.Module):
         a Parameter: gradients reach ``u``, ``v``, ``W`` and the scales.
         """
         return kernel_weight(
-            self.u,
-            self.v,
+            None,
+            None,
             lambda u, v: self.kernel_matrix(),
             self.W,
             self.input_scale,
@@ -649,9 +762,29 @@ class KernelLinear(nn.Module):
             )
 
     def extra_repr(self):
+        fixed = [
+            f", fixed_{side}_coordinates={getattr(self, f'{side}_positions').shape[1]}"
+            for side in ("input", "output")
+            if getattr(self, f"{side}_positions") is not None
+        ]
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"embedding_dim={self.embedding_dim}, gated={self.gated}, "
             f"signed={self.signed}, bias={self.bias is not None}"
             + (f", scale_rank={self.scale_rank}" if self.scale_rank != 1 else "")
+            + "".join(fixed)
         )
+
+
+def _given_positions(positions, n_neurons, side):
+    if positions is None:
+        return None
+    return check_positions(positions, n_neurons, name=f"{side}_positions", of=f"{side} neurons")
+
+
+def _concat_coordinates(fixed, learned):
+    if fixed is None:
+        return learned
+    if learned is None:
+        return fixed
+    return torch.cat([fixed, learned], dim=1)

@@ -66,6 +66,12 @@ class KernelNetwork(nn.Module):
         Signed scales per neuron of ungated layers over a non-negative kernel
         (see :class:`KernelLinear`); ignored by layers that have no signed
         scales (gated, or a kernel that takes both signs).
+    input_positions : array-like of shape (n_inputs, p), default=None
+        Known positions of the inputs: the first ``p <= embedding_dim``
+        coordinates of the first layer's input neurons (see
+        :class:`KernelLinear`).
+    freeze_input_positions : bool, default=True
+        Keep them fixed, or only start from them.
 
     Examples
     --------
@@ -91,6 +97,8 @@ class KernelNetwork(nn.Module):
         device=None,
         dtype=None,
         scale_rank=1,
+        input_positions=None,
+        freeze_input_positions=True,
     ):
         super().__init__()
         sizes = [n_inputs, *hidden_layer_sizes, n_outputs]
@@ -106,8 +114,16 @@ class KernelNetwork(nn.Module):
                 scale_rank=scale_rank,
                 device=device,
                 dtype=dtype,
+                **(
+                    {
+                        "input_positions": input_positions,
+                        "freeze_input_positions": freeze_input_positions,
+                    }
+                    if depth == 0
+                    else {}
+                ),
             )
-            for n_in, n_out in zip(sizes[:-1], sizes[1:])
+            for depth, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]))
         )
         self.activation = get_activation(activation)
         self.output_activation = get_activation(output_activation)

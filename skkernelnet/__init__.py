@@ -25,7 +25,16 @@ _LAZY = {
 
 __all__ = ["__version__", *sorted(_LAZY)]
 
-_SUBMODULES = {"kernels", "layers", "networks", "training", "estimators", "recommender", "datasets"}
+_SUBMODULES = {
+    "kernels",
+    "positions",
+    "layers",
+    "networks",
+    "training",
+    "estimators",
+    "recommender",
+    "datasets",
+}
 
 
 def __getattr__(name):

@@ -244,6 +244,53 @@ def test_embedding_dim_defaults():
     assert layer.embedding_dim == 3 and layer.u.shape == (20, 1) and layer.v is None
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    n_in=st.integers(1, 6),
+    n_out=st.integers(1, 6),
+    extra=st.integers(0, 2),
+    p_in=st.integers(0, 3),
+    p_out=st.integers(0, 3),
+    freeze_in=st.booleans(),
+    freeze_out=st.booleans(),
+    gated=st.booleans(),
+)
+def test_layer_with_positions_properties(
+    n_in, n_out, extra, p_in, p_out, freeze_in, freeze_out, gated
+):
+    rng = np.random.RandomState(0)
+    d = max(p_in, p_out, 1) + extra
+    given_in = rng.normal(size=(n_in, p_in)) if p_in else None
+    given_out = rng.normal(size=(n_out, p_out)) if p_out else None
+    layer = KernelLinear(
+        n_in,
+        n_out,
+        embedding_dim=d,
+        kernel="rbf",
+        gated=gated,
+        input_positions=given_in,
+        freeze_input_positions=freeze_in,
+        output_positions=given_out,
+        freeze_output_positions=freeze_out,
+        dtype=torch.float64,
+    )
+    fixed_in = p_in if freeze_in else 0
+    fixed_out = p_out if freeze_out else 0
+    U, V = layer.input_embeddings, layer.output_embeddings
+    assert U.shape == (n_in, d) and V.shape == (n_out, d)
+    for given_, emb in ((given_in, U), (given_out, V)):
+        if given_ is not None:  # given coordinates come first, frozen or as the start
+            assert torch.equal(emb[:, : given_.shape[1]].detach(), torch.as_tensor(given_))
+    embedding_params = sum(t.numel() for t in (layer.u, layer.v) if t is not None)
+    assert embedding_params == n_in * (d - fixed_in) + n_out * (d - fixed_out)
+    K = layer.kernel(U, V)
+    if gated:
+        expected = K * layer.W
+    else:  # signed scales, one per neuron
+        expected = layer.input_scale[:, None] * K * layer.output_scale[None, :]
+    assert torch.allclose(layer.weight, expected)
+
+
 LAYER_CONFIGS = {
     "ungated_rbf": dict(kernel="rbf", gated=False),
     "gated_rbf": dict(kernel="rbf", gated=True),

@@ -674,7 +674,7 @@ class KernelLinear(nn.Module):
         a Parameter: gradients reach ``u``, ``v``, ``W`` and the scales.
         """
         return kernel_weight(
-            None,
+            None,  # the points are read by kernel_matrix(), which may reuse a cached K
             None,
             lambda u, v: self.kernel_matrix(),
             self.W,

@@ -102,6 +102,10 @@ class KernelNetwork(nn.Module):
     ):
         super().__init__()
         sizes = [n_inputs, *hidden_layer_sizes, n_outputs]
+        given_positions = {
+            "input_positions": input_positions,
+            "freeze_input_positions": freeze_input_positions,
+        }
         if not _signed_by_default(get_kernel(kernel), gated):
             scale_rank = 1  # no signed scales to have several of
         self.layers = nn.ModuleList(
@@ -114,14 +118,7 @@ class KernelNetwork(nn.Module):
                 scale_rank=scale_rank,
                 device=device,
                 dtype=dtype,
-                **(
-                    {
-                        "input_positions": input_positions,
-                        "freeze_input_positions": freeze_input_positions,
-                    }
-                    if depth == 0
-                    else {}
-                ),
+                **(given_positions if depth == 0 else {}),
             )
             for depth, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]))
         )

@@ -683,10 +683,53 @@ class KernelLinear(nn.Module):
         )
 
     def forward(self, input):
-        """``input @ weight + bias`` for a dense or sparse input (or :class:`SparseInput`)."""
+        """``input @ weight + bias`` for a dense or sparse input (or :class:`SparseInput`).
+
+        For a sparse input in which at most three quarters of the features
+        occur (a mini-batch of text, say), only the rows of the weight of those
+        features are computed, and only they receive a gradient: the cost
+        follows the features present, not ``in_features``. This needs a
+        pairwise kernel (every kernel but a :class:`~skkernelnet.kernels.CallableKernel`).
+        """
         self._check_input(input)
-        out = _matmul(input, self.weight)
+        out = None
+        if not isinstance(input, SparseInput) and input.layout != torch.strided:
+            out = self._sparse_rows_matmul(input)
+        if out is None:
+            out = _matmul(input, self.weight)
         return out if self.bias is None else out + self.bias
+
+    def _sparse_rows_matmul(self, input):
+        """``input @ weight`` with the weight evaluated on the features present, or None."""
+        if not self.kernel.pairwise or input.requires_grad:
+            return None
+        csr = input.to_sparse_csr() if input.layout == torch.sparse_coo else input
+        if csr.layout != torch.sparse_csr:
+            return None
+        columns = csr.col_indices()
+        present, compact_columns = torch.unique(columns, sorted=True, return_inverse=True)
+        if present.numel() == 0 or 4 * present.numel() > 3 * self.in_features:
+            return None
+
+        def rows(param):
+            return None if param is None else param[present]
+
+        weight = kernel_weight(
+            self.u[present],
+            self.v,
+            self.kernel,
+            rows(self.W),
+            rows(self.input_scale),
+            self.output_scale,
+        )
+        compact = _quiet_csr(
+            csr.crow_indices(),
+            compact_columns,
+            csr.values(),
+            (csr.shape[0], present.numel()),
+            check_invariants=False,
+        )
+        return torch.sparse.mm(compact, weight)
 
     def forward_at(self, input, index):
         """The layer's output only at the ``(row, column)`` pairs of ``index``.
@@ -729,8 +772,14 @@ class KernelLinear(nn.Module):
         out = _SampledMatmul.apply(input, self.weight, index)
         return out if self.bias is None else out + self.bias[index.cols]
 
-    def regularization(self):
+    def regularization(self, *, kernel=True):
         """The two penalties of the reference loss, unweighted.
+
+        Parameters
+        ----------
+        kernel : bool, default=True
+            Compute the kernel penalty; ``False`` returns zero for it without
+            computing ``K(U, V)`` (for a loss that does not weight it).
 
         Returns
         -------
@@ -740,14 +789,13 @@ class KernelLinear(nn.Module):
         kernel_penalty : Tensor
             ``1/2 ||K(U, V)||^2``.
         """
-        K = self.kernel_matrix()
         if self.W is not None:
             free = half_squared_norm(self.W)
         elif self.signed:
             free = half_squared_norm(self.input_scale) + half_squared_norm(self.output_scale)
         else:
-            free = K.new_zeros(())
-        return free, half_squared_norm(K)
+            free = self.u.new_zeros(())
+        return free, half_squared_norm(self.kernel_matrix()) if kernel else self.u.new_zeros(())
 
     @torch.no_grad()
     def sparsity(self):

@@ -138,9 +138,9 @@ class KernelNetwork(nn.Module):
         """Output only at the pairs of ``index`` (see :meth:`KernelLinear.forward_at`)."""
         return self.output_activation(self.layers[-1].forward_at(self.hidden(x), index))
 
-    def regularization(self):
-        """Sums over layers of ``1/2 ||W||^2`` and of ``1/2 ||K||^2``."""
-        free, kern = zip(*(layer.regularization() for layer in self.layers))
+    def regularization(self, *, kernel=True):
+        """Sums over layers of ``1/2 ||W||^2`` and of ``1/2 ||K||^2`` (zero unless ``kernel``)."""
+        free, kern = zip(*(layer.regularization(kernel=kernel) for layer in self.layers))
         return torch.stack(free).sum(), torch.stack(kern).sum()
 
     def n_free_parameters(self):

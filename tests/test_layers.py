@@ -402,6 +402,54 @@ def test_sparse_path_never_densifies(kind, monkeypatch):
     assert layer.u.grad is not None and layer.W.grad is not None
 
 
+def _few_features(n, p, present, seed):
+    """Sparse-looking dense rows in which only the columns ``present`` are non-zero."""
+    x = make_x(n, p, seed=seed, density=0.7)
+    mask = torch.zeros(p, dtype=torch.bool)
+    mask[list(present)] = True
+    return x * mask
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("kind", ["coo", "csr"])
+def test_sparse_batch_computes_only_the_weight_rows_of_present_features(name, kind):
+    in_features, out_features = 12, 5
+    layer = smooth_layer(in_features, out_features, **CONFIGS[name])
+    x = _few_features(6, in_features, present=[1, 4, 5, 10], seed=7)
+    g = torch.randn(6, out_features, dtype=torch.float64)
+    out = layer(x)
+    (out * g).sum().backward()
+    dense_grads = grads_of(layer)
+    layer.zero_grad()
+    with _RecordOutputs() as rec:
+        out_sparse = layer(as_kind(x, kind))
+    torch.testing.assert_close(out_sparse, out)
+    (out_sparse * g).sum().backward()
+    for pname, grad in grads_of(layer).items():
+        torch.testing.assert_close(grad, dense_grads[pname], msg=pname)
+    # the full (in_features, out_features) weight was never built, only 4 of its 12 rows
+    shapes = {shape for _, _, shape in rec.outputs}
+    assert (in_features, out_features) not in shapes
+    assert (4, out_features) in shapes
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+def test_sparse_batch_with_most_features_present_or_a_callable_kernel_uses_the_full_weight():
+    def rbf(U, V):  # a CallableKernel cannot promise to be a function of pairs
+        return torch.exp(-squared_distances(U, V))
+
+    x = _few_features(6, 12, present=[1, 4, 5, 10], seed=7)
+    for layer, x_in in (
+        (smooth_layer(12, 5, kernel=rbf, gated=True), x),
+        (smooth_layer(12, 5, kernel="rbf", gated=True), make_x(30, 12, seed=1, density=0.9)),
+    ):
+        with _RecordOutputs() as rec:
+            out = layer(x_in.to_sparse_csr())
+        torch.testing.assert_close(out, layer(x_in))
+        assert (12, 5) in {shape for _, _, shape in rec.outputs}
+
+
 def test_sparse_input_object():
     x = make_x(6, 4, seed=6, dtype=torch.float32)
     si = SparseInput(x.to_sparse())

@@ -1,0 +1,35 @@
+"""The multi-tensor Adam of the mini-batch solver is torch's Adam."""
+
+import torch
+
+from skkernelnet.training import _Adam
+
+
+def test_adam_matches_torch_optim_adam():
+    torch.manual_seed(0)
+    start = [torch.randn(5, 3, dtype=torch.float64), torch.randn(4, dtype=torch.float64)]
+    ours = [p.clone().requires_grad_() for p in start]
+    theirs = [p.clone().requires_grad_() for p in start]
+    optimizer = _Adam(ours, learning_rate=0.01, betas=(0.8, 0.99))
+    reference = torch.optim.Adam(theirs, lr=0.01, betas=(0.8, 0.99))
+    for _ in range(30):
+        grads = [torch.randn_like(p) for p in start]
+        for params in (ours, theirs):
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+        optimizer.step()
+        reference.step()
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    optimizer.zero_grad()
+    assert all(p.grad is None for p in ours)
+
+
+def test_adam_treats_a_missing_gradient_as_zero():
+    p = torch.ones(3, requires_grad=True)
+    q = torch.ones(3, requires_grad=True)
+    optimizer = _Adam([p, q], learning_rate=0.1)
+    p.grad = torch.ones(3)
+    optimizer.step()  # q has no gradient: it stays put, p moves by the learning rate
+    torch.testing.assert_close(q.detach(), torch.ones(3))
+    torch.testing.assert_close(p.detach(), torch.full((3,), 0.9))

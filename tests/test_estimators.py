@@ -662,11 +662,11 @@ def test_feature_embeddings_and_parameter_count():
     gated = KernelNetClassifier(**{**FAST, "embedding_dim": 3, "gated": True}).fit(X, y)
     assert gated.n_free_parameters_ == expected - (4 + 16 + 16 + 3) + 4 * 16 + 16 * 3
     # scale_rank=2: one more signed scale per neuron in every layer
-    rank2 = KernelNetClassifier(**{**FAST, "embedding_dim": 3}).fit(X, y)  # scale_rank=2
+    rank2 = KernelNetClassifier(**{**FAST, "embedding_dim": 3, "gated": False}).fit(X, y)
     assert rank2.n_free_parameters_ == expected + (4 + 16) + (16 + 3)
     assert rank2.module_.layers[0].input_scale.shape == (4, 2)
     # no signed scales to multiply: gated layers and signed kernels ignore scale_rank
-    for other in ({"gated": True}, {"kernel": "linear"}):
+    for other in ({"gated": True}, {"gated": False, "kernel": "linear"}):
         clf = KernelNetClassifier(**{**FAST, "embedding_dim": 3, "scale_rank": 2, **other})
         reference = KernelNetClassifier(**{**FAST, "embedding_dim": 3, "scale_rank": 1, **other})
         clf.fit(X, y)
@@ -751,3 +751,23 @@ def test_every_registered_kernel_name_is_accepted(name):
 
     for Estimator in (KernelNetClassifier, KernelNetRegressor, KernelCollaborativeFilter):
         Estimator(kernel=name)._validate_params()  # the layer's names, aliases included
+
+
+def test_documented_networks_and_their_parameter_counts():
+    # docs/tabular_defaults.rst: the classifier is gated by default (an MLP's weights plus
+    # the embeddings); the compact network has at most a quarter of an MLP's parameters
+    # on digits; the regressor is compact by default.
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:200], y[:200]
+    mlp = 64 * 100 + 100 + 100 * 10 + 10
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gated = KernelNetClassifier(max_iter=1, random_state=0).fit(X, y)
+        compact = KernelNetClassifier(gated=False, alpha=0.1, max_iter=1, random_state=0)
+        compact.fit(X, y)
+    assert all(layer.gated for layer in gated.module_.layers)
+    assert gated.n_free_parameters_ == mlp + (64 + 100 + 100 + 10) * 4
+    assert not any(layer.gated for layer in compact.module_.layers)
+    assert compact.n_free_parameters_ <= mlp / 4
+    defaults = KernelNetRegressor().get_params()
+    assert not defaults["gated"] and defaults["alpha"] == 1.0

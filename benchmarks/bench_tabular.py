@@ -38,13 +38,16 @@ Run::
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_tabular.py
 
 It prints Markdown and writes ``benchmarks/results/bench_tabular.{json,md}``.
-``--quick`` is a smoke test (one seed, two small datasets, small large-data
-parts; writes nothing).
+``--parts small dense sparse`` picks the parts to run; the others are read
+back from the previous ``bench_tabular.json`` (their environment record is
+kept under ``reused_environment``). ``--quick`` is a smoke test (one seed, two
+small datasets, small large-data parts; writes nothing).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -65,7 +68,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import markdown_table, write_results  # noqa: E402
+from _common import RESULTS, markdown_table, write_results  # noqa: E402
 from _tabular import (  # noqa: E402
     CHOOSING_SEEDS,
     CLASSIFICATION,
@@ -303,7 +306,15 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=10, help="Adam epochs, parts 2 and 3")
     parser.add_argument("--repeats", type=int, default=2, help="timed fits, parts 2 and 3")
     parser.add_argument("--quick", action="store_true", help="smoke test, writes nothing")
+    parser.add_argument(
+        "--parts", nargs="+", choices=["small", "dense", "sparse"],
+        default=["small", "dense", "sparse"],
+        help="parts to run; the others are read from the previous bench_tabular.json",
+    )
     args = parser.parse_args(argv)
+    previous = {}
+    if set(args.parts) != {"small", "dense", "sparse"}:
+        previous = json.loads((RESULTS / "bench_tabular.json").read_text())
     torch.set_num_threads(args.threads)
     np.seterr(all="ignore")
     start = time.perf_counter()
@@ -313,13 +324,22 @@ def main(argv=None):
     n_dense, n_sparse = (5_000, 2_000) if args.quick else (100_000, 10_000)
     epochs, repeats = (2, 1) if args.quick else (args.epochs, args.repeats)
     with threadpool_limits(limits=args.threads):
-        print("Part 1: small data, evaluation seeds", seeds, flush=True)
-        rows = small_data(names, seeds)
+        if "small" in args.parts:
+            print("Part 1: small data, evaluation seeds", seeds, flush=True)
+            rows = small_data(names, seeds)
+        else:
+            rows = previous["small_data"]
         verdict = small_data_verdict(rows)
-        print(f"Part 2: make_classification({n_dense}, 50 features)", flush=True)
-        dense = large_dense(n_dense, epochs, repeats)
-        print(f"Part 3: TF-IDF-like CSR, {n_sparse} x 20000", flush=True)
-        sparse_info, sparse = sparse_text(n_sparse, epochs, repeats)
+        if "dense" in args.parts:
+            print(f"Part 2: make_classification({n_dense}, 50 features)", flush=True)
+            dense = large_dense(n_dense, epochs, repeats)
+        else:
+            dense = previous["large_dense"]
+        if "sparse" in args.parts:
+            print(f"Part 3: TF-IDF-like CSR, {n_sparse} x 20000", flush=True)
+            sparse_info, sparse = sparse_text(n_sparse, epochs, repeats)
+        else:
+            sparse_info, sparse = previous["sparse"]["data"], previous["sparse"]["rows"]
     dense_ours, sparse_ours = dense[1], sparse[1]
     targets = {
         "small_data": all(v["met"] for v in verdict.values()),
@@ -372,6 +392,8 @@ def main(argv=None):
                 "large_dense": dense,
                 "sparse": {"data": sparse_info, "rows": sparse},
                 "targets": targets,
+                "parts_run": args.parts,
+                "reused_environment": previous.get("environment"),
                 "total_time_s": time.perf_counter() - start,
             },
             markdown,

@@ -280,6 +280,8 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
             X_csr = sp.csr_matrix(X) if sp.issparse(X) else None
             X_dense_t = None if X_csr is not None else _to_torch_input(X, self._dtype, self._device)
 
+            total_weight = float(weight_t.sum())
+
             def batches(epoch):
                 # Shuffle once per epoch, then take contiguous slices: one gather per
                 # epoch instead of three per batch (mini-batches are overhead-bound).
@@ -296,7 +298,7 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
 
             def batch_closure(batch):
                 xb, target_b, weight_b = batch
-                loss = self._objective(xb, target_b, weight_b)
+                loss = self._objective(xb, target_b, weight_b, total_weight)
                 loss.backward()
                 return float(loss.detach()) * len(target_b), len(target_b)
 
@@ -332,14 +334,17 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
             )
         return positions
 
-    def _objective(self, x, target, weight):
-        # Penalties are divided by the total sample weight (the number of samples when
-        # unweighted, as in scikit-learn) so that integer weights equal repeated rows.
+    def _objective(self, x, target, weight, total_weight=None):
+        # Penalties are divided by the total sample weight of the training data (the
+        # number of samples when unweighted) so that integer weights equal repeated rows,
+        # and so that a mini-batch objective is an unbiased estimate of the full-batch one:
+        # alpha means the same for both solvers.
         output = self.module_(x)
         loss = self._data_loss(output, target, weight)
         # without a kernel penalty, K(U, V) is not recomputed for it
         free, kern = self.module_.regularization(kernel=self.kernel_alpha > 0)
-        return loss + (self.alpha * free + self.kernel_alpha * kern) / weight.sum()
+        total_weight = weight.sum() if total_weight is None else total_weight
+        return loss + (self.alpha * free + self.kernel_alpha * kern) / total_weight
 
     def _make_closure(self, x, target, weight):
         params = [p for p in self.module_.parameters() if p.requires_grad]
@@ -516,8 +521,9 @@ default="rbf"
         Full-batch L-BFGS, or mini-batch Adam (which allows ``partial_fit``).
     alpha : float, default=1.0
         L2 penalty on the free parameters (``W`` when gated, else the signed
-        scales), divided by the number of samples (of the mini-batch, for
-        Adam) as in scikit-learn. For ``gated=False`` use 0.1: larger values
+        scales), divided by the number of samples (the total sample weight
+        of the data given to ``fit``, for both solvers; scikit-learn's Adam
+        divides by the mini-batch's). For ``gated=False`` use 0.1: larger values
         can shrink an ungated network to a constant on small data sets.
     kernel_alpha : float, default=0.0
         Penalty ``1/2 ||K(U, V)||^2`` on each kernel matrix (the reference's
@@ -918,8 +924,8 @@ class KernelNetRegressor(RegressorMixin, _TabularKernelNet):
         Full-batch L-BFGS, or mini-batch Adam (which allows ``partial_fit``).
     alpha : float, default=1.0
         L2 penalty on the free parameters (``W`` when gated, else the signed
-        scales), divided by the number of samples (of the mini-batch, for
-        Adam) as in scikit-learn: chosen among the values that still fit
+        scales), divided by the number of samples (the total sample weight
+        of the data given to ``fit``, for both solvers): chosen among the values that still fit
         small clean data (:ref:`tabular_defaults`); larger values shrink the
         network to a constant there.
     kernel_alpha : float, default=0.0

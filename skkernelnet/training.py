@@ -409,10 +409,12 @@ class _Adam:
 
     The same update as :class:`torch.optim.Adam` with its defaults (``eps=1e-8``
     added to the bias-corrected root of the second moment). Mini-batch steps on
-    small networks are bound by per-operation overhead, so each step updates
-    all parameters at once (``torch._foreach_*``); and unlike
-    :mod:`torch.optim`, whose first optimizer in a process imports the
-    compiler stack (seconds), it costs nothing to create.
+    small networks are bound by per-operation overhead and on large ones by
+    memory traffic, so each step updates all parameters in one pass (torch's
+    fused Adam kernel, the one behind ``torch.optim.Adam(fused=True)``, or
+    multi-tensor ``torch._foreach_*`` operations where that kernel is
+    missing); and unlike :mod:`torch.optim`, whose first optimizer in a
+    process imports the compiler stack (seconds), it costs nothing to create.
     """
 
     def __init__(self, params, *, learning_rate=1e-3, betas=(0.9, 0.999), eps=1e-8):
@@ -423,6 +425,11 @@ class _Adam:
         self.n_steps = 0
         self.first_moments = [torch.zeros_like(p) for p in self.params]
         self.second_moments = [torch.zeros_like(p) for p in self.params]
+        self._fused = hasattr(torch, "_fused_adam_") and all(
+            p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64)
+            for p in self.params
+        )
+        self._steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
 
     def zero_grad(self, set_to_none=True):
         for p in self.params:
@@ -432,6 +439,12 @@ class _Adam:
     def step(self):
         self.n_steps += 1
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        if self._fused:
+            try:
+                self._fused_step(grads)
+                return
+            except RuntimeError:  # a device or dtype the kernel does not take after all
+                self._fused = False
         torch._foreach_lerp_(self.first_moments, grads, 1 - self.beta1)
         torch._foreach_mul_(self.second_moments, self.beta2)
         torch._foreach_addcmul_(self.second_moments, grads, grads, 1 - self.beta2)
@@ -445,6 +458,26 @@ class _Adam:
             self.first_moments,
             denominators,
             -self.learning_rate * root_correction2 / correction1,
+        )
+
+    def _fused_step(self, grads):
+        torch._foreach_add_(self._steps, 1)
+        torch._fused_adam_(
+            self.params,
+            grads,
+            self.first_moments,
+            self.second_moments,
+            [],
+            self._steps,
+            lr=self.learning_rate,
+            beta1=self.beta1,
+            beta2=self.beta2,
+            weight_decay=0.0,
+            eps=self.eps,
+            amsgrad=False,
+            maximize=False,
+            grad_scale=None,
+            found_inf=None,
         )
 
 

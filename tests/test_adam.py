@@ -33,3 +33,21 @@ def test_adam_treats_a_missing_gradient_as_zero():
     optimizer.step()  # q has no gradient: it stays put, p moves by the learning rate
     torch.testing.assert_close(q.detach(), torch.ones(3))
     torch.testing.assert_close(p.detach(), torch.full((3,), 0.9))
+
+
+def test_fused_and_multi_tensor_updates_agree():
+    torch.manual_seed(1)
+    start = [torch.randn(6, 2, dtype=torch.float64), torch.randn(3, dtype=torch.float64)]
+    fused = [p.clone() for p in start]
+    plain = [p.clone() for p in start]
+    a, b = _Adam(fused, learning_rate=0.05), _Adam(plain, learning_rate=0.05)
+    b._fused = False
+    for _ in range(20):
+        grads = [torch.randn_like(p) for p in start]
+        for params in (fused, plain):
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+        a.step()
+        b.step()
+    for x, y in zip(fused, plain):
+        torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)

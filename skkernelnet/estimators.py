@@ -298,12 +298,26 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
 
             def batch_closure(batch):
                 xb, target_b, weight_b = batch
-                loss = self._objective(xb, target_b, weight_b, total_weight)
+                loss, free_penalty = self._objective(
+                    xb, target_b, weight_b, total_weight, free_penalty_in_step=True
+                )
                 loss.backward()
-                return float(loss.detach()) * len(target_b), len(target_b)
+                value = float(loss.detach()) + free_penalty
+                return value * len(target_b), len(target_b)
 
             def solve(params, monitor):
-                adam(params, batches, batch_closure, monitor, learning_rate=self.learning_rate_init)
+                # The L2 penalty's gradient, alpha / total_weight * p, is applied inside
+                # the Adam update: one pass over the (possibly large) weights, not three.
+                penalized = {id(p) for p in self.module_.penalized_parameters()}
+                decay = self.alpha / total_weight
+                adam(
+                    params,
+                    batches,
+                    batch_closure,
+                    monitor,
+                    learning_rate=self.learning_rate_init,
+                    weight_decay=[decay if id(p) in penalized else 0.0 for p in params],
+                )
 
             self._train(
                 self.module_,
@@ -334,17 +348,28 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
             )
         return positions
 
-    def _objective(self, x, target, weight, total_weight=None):
-        # Penalties are divided by the total sample weight of the training data (the
-        # number of samples when unweighted) so that integer weights equal repeated rows,
-        # and so that a mini-batch objective is an unbiased estimate of the full-batch one:
-        # alpha means the same for both solvers.
+    def _objective(self, x, target, weight, total_weight=None, free_penalty_in_step=False):
+        """The training objective on a batch.
+
+        Penalties are divided by the total sample weight of the training data (the
+        number of samples when unweighted) so that integer weights equal repeated
+        rows, and so that a mini-batch objective is an unbiased estimate of the
+        full-batch one: ``alpha`` means the same for both solvers. With
+        ``free_penalty_in_step`` the ``alpha`` penalty is left out of the returned
+        tensor (the optimizer applies its gradient) and returned as a float beside it.
+        """
         output = self.module_(x)
         loss = self._data_loss(output, target, weight)
-        # without a kernel penalty, K(U, V) is not recomputed for it
-        free, kern = self.module_.regularization(kernel=self.kernel_alpha > 0)
         total_weight = weight.sum() if total_weight is None else total_weight
-        return loss + (self.alpha * free + self.kernel_alpha * kern) / total_weight
+        # without a kernel penalty, K(U, V) is not recomputed for it
+        if not free_penalty_in_step:
+            free, kern = self.module_.regularization(kernel=self.kernel_alpha > 0)
+            return loss + (self.alpha * free + self.kernel_alpha * kern) / total_weight
+        with torch.no_grad():
+            free = float(self.module_.regularization(kernel=False)[0])
+        if self.kernel_alpha > 0:
+            loss = loss + self.kernel_alpha * self.module_.regularization()[1] / total_weight
+        return loss, self.alpha * free / float(total_weight)
 
     def _make_closure(self, x, target, weight):
         params = [p for p in self.module_.parameters() if p.requires_grad]

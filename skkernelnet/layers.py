@@ -797,6 +797,14 @@ class KernelLinear(nn.Module):
             free = self.u.new_zeros(())
         return free, half_squared_norm(self.kernel_matrix()) if kernel else self.u.new_zeros(())
 
+    def penalized_parameters(self):
+        """The parameters in the free-weight penalty of :meth:`regularization`."""
+        if self.W is not None:
+            return [self.W]
+        if self.signed:
+            return [self.input_scale, self.output_scale]
+        return []
+
     @torch.no_grad()
     def sparsity(self):
         """Fraction of effective weights that are exactly zero."""

@@ -143,6 +143,10 @@ class KernelNetwork(nn.Module):
         free, kern = zip(*(layer.regularization(kernel=kernel) for layer in self.layers))
         return torch.stack(free).sum(), torch.stack(kern).sum()
 
+    def penalized_parameters(self):
+        """The parameters in the ``1/2 ||W||^2`` term of :meth:`regularization`."""
+        return [p for layer in self.layers for p in layer.penalized_parameters()]
+
     def n_free_parameters(self):
         """Number of trainable scalars."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

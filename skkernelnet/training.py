@@ -415,10 +415,24 @@ class _Adam:
     multi-tensor ``torch._foreach_*`` operations where that kernel is
     missing); and unlike :mod:`torch.optim`, whose first optimizer in a
     process imports the compiler stack (seconds), it costs nothing to create.
+
+    ``weight_decay`` (one value per parameter, or None) adds ``decay * p`` to
+    each gradient inside the update: the gradient of an L2 penalty
+    ``decay / 2 * ||p||^2`` without a pass of its own (Adam's L2, not AdamW).
     """
 
-    def __init__(self, params, *, learning_rate=1e-3, betas=(0.9, 0.999), eps=1e-8):
+    def __init__(
+        self, params, *, learning_rate=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=None
+    ):
         self.params = list(params)
+        self.weight_decay = (
+            [0.0] * len(self.params) if weight_decay is None else [float(d) for d in weight_decay]
+        )
+        if len(self.weight_decay) != len(self.params):
+            raise ValueError(
+                f"weight_decay has {len(self.weight_decay)} values for {len(self.params)} "
+                "parameters."
+            )
         self.learning_rate = learning_rate
         self.beta1, self.beta2 = betas
         self.eps = eps
@@ -445,6 +459,9 @@ class _Adam:
                 return
             except RuntimeError:  # a device or dtype the kernel does not take after all
                 self._fused = False
+        grads = [
+            g.add(p, alpha=d) if d else g for g, p, d in zip(grads, self.params, self.weight_decay)
+        ]
         torch._foreach_lerp_(self.first_moments, grads, 1 - self.beta1)
         torch._foreach_mul_(self.second_moments, self.beta2)
         torch._foreach_addcmul_(self.second_moments, grads, grads, 1 - self.beta2)
@@ -462,26 +479,35 @@ class _Adam:
 
     def _fused_step(self, grads):
         torch._foreach_add_(self._steps, 1)
-        torch._fused_adam_(
-            self.params,
-            grads,
-            self.first_moments,
-            self.second_moments,
-            [],
-            self._steps,
-            lr=self.learning_rate,
-            beta1=self.beta1,
-            beta2=self.beta2,
-            weight_decay=0.0,
-            eps=self.eps,
-            amsgrad=False,
-            maximize=False,
-            grad_scale=None,
-            found_inf=None,
-        )
+        for decay in dict.fromkeys(self.weight_decay):  # one call per distinct decay
+            group = [i for i, d in enumerate(self.weight_decay) if d == decay]
+            torch._fused_adam_(
+                *([lst[i] for i in group] for lst in (self.params, grads, self.first_moments)),
+                [self.second_moments[i] for i in group],
+                [],
+                [self._steps[i] for i in group],
+                lr=self.learning_rate,
+                beta1=self.beta1,
+                beta2=self.beta2,
+                weight_decay=decay,
+                eps=self.eps,
+                amsgrad=False,
+                maximize=False,
+                grad_scale=None,
+                found_inf=None,
+            )
 
 
-def adam(params, batches, batch_closure, monitor, *, learning_rate=1e-3, betas=(0.9, 0.999)):
+def adam(
+    params,
+    batches,
+    batch_closure,
+    monitor,
+    *,
+    learning_rate=1e-3,
+    betas=(0.9, 0.999),
+    weight_decay=None,
+):
     """Mini-batch Adam, one monitor step per epoch.
 
     Parameters
@@ -497,6 +523,9 @@ def adam(params, batches, batch_closure, monitor, *, learning_rate=1e-3, betas=(
     monitor : TrainingMonitor
     learning_rate : float
     betas : tuple of float
+    weight_decay : sequence of float, optional
+        Per parameter: ``decay * p`` is added to its gradient at every step
+        (an L2 penalty ``decay / 2 * ||p||^2`` that ``batch_closure`` leaves out).
 
     Examples
     --------
@@ -518,7 +547,7 @@ def adam(params, batches, batch_closure, monitor, *, learning_rate=1e-3, betas=(
     >>> monitor.result.loss_curve[-1] < 1e-2
     True
     """
-    optimizer = _Adam(params, learning_rate=learning_rate, betas=betas)
+    optimizer = _Adam(params, learning_rate=learning_rate, betas=betas, weight_decay=weight_decay)
     epoch = 0
     previous_start = None
     while True:

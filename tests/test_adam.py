@@ -51,3 +51,24 @@ def test_fused_and_multi_tensor_updates_agree():
         b.step()
     for x, y in zip(fused, plain):
         torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
+
+
+def test_weight_decay_is_the_gradient_of_an_l2_penalty():
+    # Adam with weight_decay on p equals Adam on a loss with decay / 2 * ||p||^2 added
+    torch.manual_seed(2)
+    start = torch.randn(4, dtype=torch.float64)
+    target = torch.randn(4, dtype=torch.float64)
+    for fused in (True, False):
+        decayed = start.clone().requires_grad_()
+        penalized = start.clone().requires_grad_()
+        a = _Adam([decayed], learning_rate=0.05, weight_decay=[0.3])
+        b = _Adam([penalized], learning_rate=0.05)
+        a._fused = b._fused = fused
+        for _ in range(25):
+            ((decayed - target) ** 2).sum().backward()
+            (((penalized - target) ** 2).sum() + 0.15 * (penalized**2).sum()).backward()
+            a.step()
+            b.step()
+            a.zero_grad()
+            b.zero_grad()
+        torch.testing.assert_close(decayed, penalized, rtol=1e-12, atol=1e-12)

@@ -715,8 +715,8 @@ class KernelLinear(nn.Module):
             return None if param is None else param[present]
 
         weight = kernel_weight(
-            self.u[present],
-            self.v,
+            self.input_embeddings[present],
+            self.output_embeddings,
             self.kernel,
             rows(self.W),
             rows(self.input_scale),
@@ -789,13 +789,15 @@ class KernelLinear(nn.Module):
         kernel_penalty : Tensor
             ``1/2 ||K(U, V)||^2``.
         """
+        # u is None when every input coordinate is a given, fixed position
+        zero = self.input_embeddings.new_zeros(())
         if self.W is not None:
             free = half_squared_norm(self.W)
         elif self.signed:
             free = half_squared_norm(self.input_scale) + half_squared_norm(self.output_scale)
         else:
-            free = self.u.new_zeros(())
-        return free, half_squared_norm(self.kernel_matrix()) if kernel else self.u.new_zeros(())
+            free = zero
+        return free, half_squared_norm(self.kernel_matrix()) if kernel else zero
 
     def penalized_parameters(self):
         """The parameters in the free-weight penalty of :meth:`regularization`."""

@@ -329,6 +329,8 @@ def main(argv=None):
     parser.add_argument("--splits", type=int, default=3, help="splits of random protocols")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fresh", action="store_true", help="discard recorded results")
+    parser.add_argument("--split-labels", nargs="+", default=None,
+                        help="run only these splits (e.g. 1 2); the default runs all")
     parser.add_argument("--resume", action="store_true",
                         help="skip (protocol, split, method) runs already recorded")
     parser.add_argument("--verbose", type=int, default=0)
@@ -343,6 +345,8 @@ def main(argv=None):
         for split, X_train, y_train, X_test, y_test in protocol_splits(
             protocol, args.splits, home
         ):
+            if args.split_labels is not None and split not in args.split_labels:
+                continue
             low, high = float(y_train.min()), float(y_train.max())
             for method in args.methods:
                 if not applies(method, protocol, len(y_train)) or (

@@ -34,6 +34,7 @@ _SUBMODULES = {
     "estimators",
     "recommender",
     "datasets",
+    "model_files",
 }
 
 

@@ -13,7 +13,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .layers import EntryIndex, SparseInput, csr_from_scipy, reuse_kernel_matrices
+from .layers import (
+    EntryIndex,
+    SparseInput,
+    csr_from_scipy,
+    kernel_weight,
+    reuse_kernel_matrices,
+)
 
 __all__ = ["OrientationView", "other_orientation", "rating_objective"]
 
@@ -139,13 +145,26 @@ class OrientationView:
         return torch.cat([first.u, last.v], dim=1).detach().cpu().numpy()
 
     @torch.no_grad()
-    def all_item_outputs(self, user_idx):
-        """Network outputs for every item of the given users, shape (n_users, n_items)."""
+    def all_item_outputs(self, user_idx, item_codes=None):
+        """Network outputs for every item of the given users, shape (n_users, n_items).
+
+        ``item_codes`` (item-based only) are the precomputed :meth:`codes` of
+        every item, for callers that score many batches of users.
+        """
         last = self.module.layers[-1]
         if self.orientation == "item":
-            codes = torch.as_tensor(self.codes(), device=self.device)
+            codes = self.codes() if item_codes is None else item_codes
+            codes = torch.as_tensor(codes, device=self.device)
             cols = torch.as_tensor(user_idx, device=self.device)
-            weight = last.weight[:, cols]
+            # only the users' columns of the weight matrix
+            weight = kernel_weight(
+                last.u,
+                last.v[cols],
+                last.kernel,
+                None if last.W is None else last.W[:, cols],
+                last.input_scale,
+                None if last.output_scale is None else last.output_scale[cols],
+            )
             bias = last.bias[cols] if last.bias is not None else 0.0
             scores = self.module.output_activation(codes @ weight + bias).T
         else:

@@ -30,7 +30,12 @@ def as_pairs(X):
     else:
         if hasattr(X, "toarray"):
             raise ValueError("X must be a dense (n, 2) array of (user id, item id), not sparse.")
-        X = np.asarray(X) if not isinstance(X, np.ndarray) else X
+        if not isinstance(X, np.ndarray):
+            converted = np.asarray(X)
+            if converted.dtype.kind == "U":
+                # pairs such as ["new", 3] must keep the item id 3, not become "3"
+                converted = np.asarray(X, dtype=object)
+            X = converted
         if X.dtype.kind == "c":
             raise ValueError("Complex data not supported: X must hold (user id, item id) pairs.")
         if X.ndim == 2 and X.shape[1] < 2:
@@ -56,6 +61,16 @@ def as_pairs(X):
         ):
             raise ValueError(f"X contains missing (None/NaN) {name} ids.")
     return users, items
+
+
+def as_ids(ids):
+    """A 1-D array of ids; a list mixing strings and numbers keeps each id's type."""
+    if isinstance(ids, np.ndarray):
+        return ids.reshape(-1)
+    converted = np.asarray(ids)
+    if converted.dtype.kind == "U":
+        converted = np.asarray(ids, dtype=object)
+    return converted.reshape(-1)
 
 
 def factorize(ids):
@@ -195,3 +210,35 @@ def baseline_predict(model, user_idx, item_idx):
     pred = model.global_mean_ + np.where(item_idx >= 0, model.item_bias_[item_idx], 0.0)
     pred = pred + np.where(user_idx >= 0, model.user_bias_[user_idx], 0.0)
     return np.clip(pred, *model.rating_range_)
+
+
+DUPLICATE_POLICIES = ("error", "last", "mean")
+
+
+def deduplicate_ratings(rows, cols, y, n_cols, how="error", where="X"):
+    """Resolve repeated (row, col) pairs: raise, keep the last occurrence, or average them.
+
+    Returns the arrays unchanged (same order) when every pair is distinct;
+    otherwise the distinct pairs in row-major order with their resolved rating.
+    """
+    flat = np.asarray(rows, dtype=np.int64) * n_cols + np.asarray(cols, dtype=np.int64)
+    unique, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
+    if unique.size == flat.size:
+        return rows, cols, y
+    if how == "error":
+        repeated = int((counts > 1).sum())
+        raise ValueError(
+            f"{where} contains duplicate (user, item) pairs: {repeated} pair(s) appear more "
+            "than once, and each rating must appear once with duplicates='error'. Aggregate "
+            "them first, or set duplicates='last' (keep the last occurrence) or "
+            "duplicates='mean' (average them)."
+        )
+    if how == "last":
+        last = np.zeros(unique.size, dtype=np.int64)
+        np.maximum.at(last, inverse, np.arange(flat.size))
+        values = y[last]
+    elif how == "mean":
+        values = np.bincount(inverse, weights=y, minlength=unique.size) / counts
+    else:
+        raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}, got {how!r}.")
+    return unique // n_cols, unique % n_cols, values

@@ -24,10 +24,13 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from . import _similarity, model_files
 from ._base import BaseKernelNet, seeded
 from ._checkpoint import data_digest
 from ._data_parallel import data_parallel_objective
+from ._fold_in import FoldedHistory, fill_folded, network_mask
 from ._orientation import OrientationView, other_orientation, rating_objective
+from ._ranking import check_n, top_n_chunked
 from ._rating_training import (
     DEFAULT_NETWORK_WEIGHTS,
     BlendedValidation,
@@ -36,10 +39,13 @@ from ._rating_training import (
     support_factor,
 )
 from ._ratings import (
+    DUPLICATE_POLICIES,
     RatingBaseline,
+    as_ids,
     as_pairs,
     baseline_predict,
     check_ratings,
+    deduplicate_ratings,
     factorize,
     fit_biases,
     lookup,
@@ -83,7 +89,8 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
     construction.
 
     ``X`` holds ``(user id, item id)`` pairs (any hashable ids), ``y`` the
-    ratings; ``predict`` returns ratings clipped to the training range and
+    ratings; ``predict`` returns ratings clipped to ``rating_scale`` (by
+    default the training range) and
     ``score`` is R^2 as for every scikit-learn regressor (use
     ``scoring="neg_root_mean_squared_error"`` for model selection).
 
@@ -144,7 +151,19 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         How to predict for users or items not seen in fit: "fallback" uses the
         baseline estimate ``global mean + user bias + item bias`` with the
         biases that are known (a bias is zero for an unseen id); "error"
-        raises ``ValueError``.
+        raises ``ValueError``. :meth:`fallback_mask` tells which predictions
+        used the fallback; users unseen in fit can be folded in from their
+        ratings instead (``history`` of :meth:`predict` and :meth:`recommend`).
+    rating_scale : tuple (low, high) or None, default=None
+        Range predictions are clipped to; None uses the range of the training
+        ratings (which may be narrower than the scale, e.g. when nobody gave
+        the lowest grade).
+    duplicates : {"error", "last", "mean"}, default="error"
+        What ``fit`` (and a fold-in ``history``) does with a (user, item) pair
+        that appears more than once: raise ``ValueError`` (the default, since a
+        repeated rating is more often a bug in the data than a re-rating),
+        keep the last occurrence in ``X`` order (for exports in time order),
+        or average the repeated ratings.
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation and the held-out split.
     verbose : int, default=0
@@ -201,7 +220,8 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         without the held-out ratings (which score the networks against them);
         the final ones are refitted on every training rating.
     rating_range_ : tuple of float
-        (min, max) of the training ratings; predictions are clipped to it.
+        ``rating_scale``, or the (min, max) of the training ratings without
+        one; predictions are clipped to it.
     module_ : KernelNetwork
         The primary autoencoder.
     blend_module_ : KernelNetwork or None
@@ -260,6 +280,8 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         "orientation": [StrOptions({"item", "user"})],
         "blend": ["boolean"],
         "handle_unknown": [StrOptions({"fallback", "error"})],
+        "rating_scale": [None, "array-like"],
+        "duplicates": [StrOptions(set(DUPLICATE_POLICIES))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": [
@@ -291,6 +313,8 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         orientation="item",
         blend=True,
         handle_unknown="fallback",
+        rating_scale=None,
+        duplicates="error",
         random_state=None,
         verbose=0,
         warm_start=False,
@@ -327,6 +351,8 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         self.distributed = distributed
         self.checkpoint = checkpoint
         self.checkpoint_interval = checkpoint_interval
+        self.rating_scale = rating_scale
+        self.duplicates = duplicates
 
     # -- the networks ----------------------------------------------------------------------
     def _orientations(self):
@@ -393,7 +419,10 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         user_idx, item_idx = self._index_ratings(users, items, first_call)
         self._resolve_runtime(reset=first_call)
         n_users, n_items = len(self.user_ids_), len(self.item_ids_)
-        self.rating_range_ = (float(y.min()), float(y.max()))
+        user_idx, item_idx, y = deduplicate_ratings(
+            user_idx, item_idx, y, n_items, self.duplicates
+        )
+        self.rating_range_ = self._rating_range(y)
         self._ratings = sp.csr_matrix((y, (user_idx, item_idx)), shape=(n_users, n_items))
         train, validation = self._hold_out(len(y))
         # The baseline is fitted without the held-out ratings, which it is evaluated on.
@@ -481,12 +510,6 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
             user_idx, item_idx = lookup(self.user_ids_, users), lookup(self.item_ids_, items)
             if (user_idx < 0).any() or (item_idx < 0).any():
                 raise ValueError("warm_start fit got users or items not seen in the first fit.")
-        flat = user_idx.astype(np.int64) * len(self.item_ids_) + item_idx
-        if np.unique(flat).size != flat.size:
-            raise ValueError(
-                "X contains duplicate (user, item) pairs; each rating must appear once "
-                "(aggregate repeated ratings first, e.g. keep the latest)."
-            )
         return user_idx, item_idx
 
     def _hold_out(self, n_ratings):
@@ -513,19 +536,53 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         self.module_ = modules[0]
         self.blend_module_ = modules[1] if self.blend else None
 
+    def _rating_range(self, y):
+        if self.rating_scale is None:
+            return (float(y.min()), float(y.max()))
+        scale = np.asarray(self.rating_scale, dtype=object).reshape(-1)
+        if (
+            scale.size != 2
+            or not all(isinstance(v, Real) and not isinstance(v, bool) for v in scale)
+            or not np.isfinite(scale.astype(np.float64)).all()
+            or not scale[0] < scale[1]
+        ):
+            raise ValueError(
+                "rating_scale must be None or a pair (low, high) of finite numbers with "
+                f"low < high, got {self.rating_scale!r}."
+            )
+        return (float(scale[0]), float(scale[1]))
+
     # -- inference ---------------------------------------------------------------------
-    def _indices(self, X):
+    def _folded(self, history, side="user"):
+        check_is_fitted(self, "module_")
+        return None if history is None else FoldedHistory(self, history, side)
+
+    def _indices(self, X, folded_users=None, folded_items=None, check=True):
+        """Known user and item indices of X's pairs (-1: unknown), and fold-in positions.
+
+        An id with a history is folded in from it: its known index is -1 and its
+        position among the folded-in ids is given instead (-1 for the others).
+        """
         check_is_fitted(self, "module_")
         users, items = as_pairs(X)
         user_idx, item_idx = lookup(self.user_ids_, users), lookup(self.item_ids_, items)
-        if self.handle_unknown == "error":
-            for name, ids, idx in (("users", users, user_idx), ("items", items, item_idx)):
-                if (idx < 0).any():
-                    unknown = np.unique(np.asarray(ids, dtype=object)[idx < 0])[:10].tolist()
+        positions = []
+        for idx, ids, folded in ((user_idx, users, folded_users), (item_idx, items, folded_items)):
+            pos = np.full(len(ids), -1) if folded is None else folded.positions(ids)
+            idx[pos >= 0] = -1
+            positions.append(pos)
+        user_pos, item_pos = positions
+        if check and self.handle_unknown == "error":
+            for name, ids, unknown in (
+                ("users", users, (user_idx < 0) & (user_pos < 0)),
+                ("items", items, (item_idx < 0) & (item_pos < 0)),
+            ):
+                if unknown.any():
+                    listed = np.unique(np.asarray(ids, dtype=object)[unknown])[:10].tolist()
                     raise ValueError(
-                        f"X contains {name} not seen in fit (handle_unknown='error'): {unknown}"
+                        f"X contains {name} not seen in fit (handle_unknown='error'): {listed}"
                     )
-        return user_idx, item_idx
+        return user_idx, item_idx, user_pos, item_pos
 
     def _output_support(self, view, user_idx, item_idx):
         """Training ratings of the output neuron of each (user, item): the user's in the
@@ -543,28 +600,88 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
             for w, o, v in zip(self.network_weights_, outputs, self._views)
         )
 
-    def predict(self, X):
-        """Predict ratings for (user, item) pairs.
+    def predict(self, X, history=None, item_history=None):
+        """Predict ratings for (user, item) pairs, folding in new users from their history.
 
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_pairs, 2)
             (user id, item id) pairs.
+        history : tuple (X_history, y_history), optional
+            Ratings of users to fold in, as for ``fit``: ``X_history`` holds
+            (user id, item id) pairs, ``y_history`` the ratings. Every pair of
+            ``X`` whose user has ratings here is predicted from those ratings
+            alone (see :ref:`fold_in`), without changing the fitted networks;
+            typically these are users who signed up after ``fit``. A user seen
+            in fit who appears here is folded in from this history only, so
+            give their whole history. Items in the history must be known.
+        item_history : tuple (X_history, y_history), optional
+            Ratings of items to fold in (typically items added after ``fit``),
+            likewise: pairs of ``X`` whose item has ratings here are predicted
+            from them. Users in it must be known. A pair whose user and item
+            are both folded in gets ``global_mean_`` plus both folded-in biases.
 
         Returns
         -------
         ndarray of shape (n_pairs,)
             Ratings clipped to ``rating_range_``; the baseline for unknown ids
-            (with ``handle_unknown="fallback"``).
+            (with ``handle_unknown="fallback"``, see :meth:`fallback_mask`).
+
+        Examples
+        --------
+        >>> from skkernelnet import KernelCollaborativeFilter
+        >>> from skkernelnet.datasets import make_ratings
+        >>> X, y = make_ratings(100, 50, density=0.2, random_state=0, return_X_y=True)
+        >>> model = KernelCollaborativeFilter(hidden_layer_sizes=(20,), max_iter=20,
+        ...                                   random_state=0).fit(X, y)
+        >>> new_user = [["new", 3], ["new", 7], ["new", 12]]
+        >>> model.predict([["new", 5], ["new", 9]], history=(new_user, [5.0, 4.0, 1.0])).shape
+        (2,)
         """
-        user_idx, item_idx = self._indices(X)
+        folded_users = self._folded(history)
+        folded_items = self._folded(item_history, "item")
+        indices = self._indices(X, folded_users, folded_items)
+        user_idx, item_idx = indices[:2]
         known = (user_idx >= 0) & (item_idx >= 0)
         pred = baseline_predict(self, user_idx, item_idx)
         u, i = user_idx[known], item_idx[known]
-        pred[known] = self._offset(u, i) + self._blended(
-            [v.output_at(u, i) for v in self._views], u, i
-        )
+        if known.any():
+            pred[known] = self._offset(u, i) + self._blended(
+                [v.output_at(u, i) for v in self._views], u, i
+            )
+        fill_folded(self, pred, indices, folded_users, folded_items)
         return np.clip(pred, *self.rating_range_)
+
+    def fallback_mask(self, X, history=None, item_history=None):
+        """Which pairs :meth:`predict` answers with the baseline instead of the networks.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_pairs, 2)
+            (user id, item id) pairs.
+        history, item_history : tuple (X_history, y_history), optional
+            As for :meth:`predict`: users and items with a history are not
+            unknown.
+
+        Returns
+        -------
+        ndarray of bool of shape (n_pairs,)
+            True where no network answers: the user or the item was not seen in
+            fit and has no history (or both are folded in), so that the
+            prediction is ``global_mean_`` plus the known biases.
+
+        Examples
+        --------
+        >>> from skkernelnet import KernelCollaborativeFilter
+        >>> from skkernelnet.datasets import make_ratings
+        >>> X, y = make_ratings(100, 50, density=0.2, random_state=0, return_X_y=True)
+        >>> model = KernelCollaborativeFilter(hidden_layer_sizes=(20,), max_iter=5,
+        ...                                   random_state=0).fit(X, y)
+        >>> model.fallback_mask([[0, 1], [0, 999], [999, 1]])
+        array([False,  True,  True])
+        """
+        folded = (self._folded(history), self._folded(item_history, "item"))
+        return ~network_mask(self._indices(X, *folded, check=False))
 
     # -- embeddings and recommendations ------------------------------------------------
     @property
@@ -607,7 +724,7 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
             of the item; zeros for an id unseen in fit (with
             ``handle_unknown="fallback"``).
         """
-        user_idx, item_idx = self._indices(X)
+        user_idx, item_idx = self._indices(X)[:2]
         out = []
         for idx, table in ((user_idx, self.user_embeddings_), (item_idx, self.item_embeddings_)):
             vectors = np.zeros((len(idx), table.shape[1]), dtype=table.dtype)
@@ -635,8 +752,12 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         names = [f"user{k}" for k in range(n_user)] + [f"item{k}" for k in range(n_item)]
         return np.asarray(names, dtype=object)
 
-    def recommend(self, users, n=10, exclude_seen=True):
+    def recommend(self, users, n=10, exclude_seen=True, history=None):
         """Top-``n`` items for each user by predicted rating.
+
+        Scores are computed for a bounded chunk of users at a time, so that
+        recommending for every user of a large catalogue never holds a
+        (users x items) matrix.
 
         Parameters
         ----------
@@ -645,7 +766,10 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         n : int, default=10
             Number of items per user (at most the number of items).
         exclude_seen : bool, default=True
-            Leave out the items each user rated in fit.
+            Leave out the items each user rated in fit (or in ``history``).
+        history : tuple (X_history, y_history), optional
+            Ratings of users to fold in, as for :meth:`predict`: their items
+            are ranked by the predictions folded in from these ratings.
 
         Returns
         -------
@@ -654,40 +778,196 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         scores : ndarray of shape (n_users, n)
             Their predicted ratings (not clipped, so that ranks are not tied at
             the top of the scale). ``-inf`` marks padding when a user has
-            fewer than ``n`` unseen items. Users unseen in fit get the items
-            with the highest baseline (``global_mean_ + item_bias_``) under
-            ``handle_unknown="fallback"``.
+            fewer than ``n`` unseen items. A user unseen in fit and without a
+            history gets the popularity list under
+            ``handle_unknown="fallback"``: the items with the highest baseline
+            rating ``global_mean_ + item_bias_`` (a shrunken mean rating), the
+            same for every such user.
+
+        Examples
+        --------
+        >>> from skkernelnet import KernelCollaborativeFilter
+        >>> from skkernelnet.datasets import make_ratings
+        >>> X, y = make_ratings(100, 50, density=0.2, random_state=0, return_X_y=True)
+        >>> model = KernelCollaborativeFilter(hidden_layer_sizes=(20,), max_iter=20,
+        ...                                   random_state=0).fit(X, y)
+        >>> items, scores = model.recommend([0, 1], n=3)
+        >>> items.shape
+        (2, 3)
+        >>> history = ([["new", 3], ["new", 7]], [5.0, 1.0])
+        >>> items, scores = model.recommend(["new"], n=3, history=history)
+        >>> bool({3, 7} & set(items[0]))
+        False
         """
         check_is_fitted(self, "module_")
-        if not isinstance(n, Integral) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}.")
-        users = np.asarray(users)
-        users = users.reshape(-1)
+        n_items = len(self.item_ids_)
+        n = check_n(n, n_items, "items")
+        users = as_ids(users)
+        if users.size == 0:
+            raise ValueError("users is empty: give at least one user id.")
+        folded = self._folded(history)
         user_idx = lookup(self.user_ids_, users)
-        if self.handle_unknown == "error" and (user_idx < 0).any():
-            unknown = users[user_idx < 0][:10].tolist()
+        fold_pos = np.full(len(users), -1) if folded is None else folded.positions(users)
+        user_idx[fold_pos >= 0] = -1
+        if self.handle_unknown == "error" and ((user_idx < 0) & (fold_pos < 0)).any():
+            unknown = users[(user_idx < 0) & (fold_pos < 0)][:10].tolist()
             raise ValueError(f"users not seen in fit (handle_unknown='error'): {unknown}")
-        n = min(n, len(self.item_ids_))
-        scores = np.tile(self.global_mean_ + self.item_bias_, (len(users), 1))
-        known = np.flatnonzero(user_idx >= 0)
-        if known.size:
-            outputs = [v.all_item_outputs(user_idx[known]) for v in self._views]
-            n_items = len(self.item_ids_)
-            offset = self._offset(
-                np.repeat(user_idx[known], n_items), np.tile(np.arange(n_items), known.size)
-            )
-            block = offset.reshape(known.size, n_items) + self._blended(
-                outputs, user_idx[known][:, None], np.arange(n_items)[None, :]
-            )
-            if exclude_seen:
-                seen = self._ratings[user_idx[known]].tocoo()
-                block[seen.row, seen.col] = -np.inf
-            scores[known] = block
-        top = np.argpartition(-scores, n - 1, axis=1)[:, :n]
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        return self.item_ids_[top], np.take_along_axis(top_scores, order, axis=1)
+        views = self._views
+        # codes of every item, computed once for all chunks (item-based view)
+        item_codes = [v.codes() if v.orientation == "item" else None for v in views]
+        popularity = self.global_mean_ + self.item_bias_
+
+        def score_rows(rows):
+            block = np.tile(popularity, (len(rows), 1))
+            known = np.flatnonzero(user_idx[rows] >= 0)
+            if known.size:
+                u = user_idx[rows][known]
+                outputs = [v.all_item_outputs(u, c) for v, c in zip(views, item_codes)]
+                block[known] += self.user_bias_[u][:, None] + self._blended(
+                    outputs, u[:, None], np.arange(n_items)[None, :]
+                )
+                if exclude_seen:
+                    seen = self._ratings[u].tocoo()
+                    block[known[seen.row], seen.col] = -np.inf
+            with_history = np.flatnonzero(fold_pos[rows] >= 0)
+            if with_history.size:
+                positions, inverse = np.unique(fold_pos[rows][with_history], return_inverse=True)
+                block[with_history] = folded.scores(positions)[0][inverse]
+                if exclude_seen:
+                    seen = folded.seen(positions, n_items)[inverse].tocoo()
+                    block[with_history[seen.row], seen.col] = -np.inf
+            return block
+
+        top, scores = top_n_chunked(score_rows, len(users), n_items, n)
+        return self.item_ids_[top], scores
+
+    def similar_items(self, items, n=10):
+        """The ``n`` items most similar to each given item, by the learned representation.
+
+        Similarity is the cosine between two items' rows of the primary
+        autoencoder's predicted rating matrix (its interaction part, without
+        the bias baseline) after each user's mean over items is subtracted:
+        items are alike when the model predicts that the same users like them
+        more, and the same users less, than their usual. It is computed
+        exactly from the learned vectors without forming that matrix; see
+        :ref:`similar`.
+
+        Parameters
+        ----------
+        items : array-like of shape (n_queries,)
+            Item ids seen in fit.
+        n : int, default=10
+            Neighbours per item (at most the number of other items).
+
+        Returns
+        -------
+        neighbours : ndarray of shape (n_queries, n)
+            Item ids, most similar first; the query item itself is left out.
+        similarities : ndarray of shape (n_queries, n)
+            Their cosine similarities, in [-1, 1].
+
+        Examples
+        --------
+        >>> from skkernelnet import KernelCollaborativeFilter
+        >>> from skkernelnet.datasets import make_ratings
+        >>> X, y = make_ratings(100, 50, density=0.2, random_state=0, return_X_y=True)
+        >>> model = KernelCollaborativeFilter(hidden_layer_sizes=(20,), max_iter=20,
+        ...                                   random_state=0).fit(X, y)
+        >>> neighbours, similarities = model.similar_items([3, 7], n=5)
+        >>> neighbours.shape
+        (2, 5)
+        """
+        return _similarity.similar(self, items, n, side="item")
+
+    def similar_users(self, users, n=10):
+        """The ``n`` users most similar to each given user, by the learned representation.
+
+        The cosine between two users' columns of the same centred predicted
+        rating matrix as for :meth:`similar_items`: users are alike when the
+        model predicts that they like the same items more, and the same
+        items less, than their own average.
+
+        Parameters
+        ----------
+        users : array-like of shape (n_queries,)
+            User ids seen in fit.
+        n : int, default=10
+            Neighbours per user (at most the number of other users).
+
+        Returns
+        -------
+        neighbours : ndarray of shape (n_queries, n)
+            User ids, most similar first; the query user itself is left out.
+        similarities : ndarray of shape (n_queries, n)
+            Their cosine similarities, in [-1, 1].
+
+        Examples
+        --------
+        >>> from skkernelnet import KernelCollaborativeFilter
+        >>> from skkernelnet.datasets import make_ratings
+        >>> X, y = make_ratings(100, 50, density=0.2, random_state=0, return_X_y=True)
+        >>> model = KernelCollaborativeFilter(hidden_layer_sizes=(20,), max_iter=20,
+        ...                                   random_state=0).fit(X, y)
+        >>> neighbours, similarities = model.similar_users([0], n=3)
+        >>> neighbours.shape
+        (1, 3)
+        """
+        return _similarity.similar(self, users, n, side="user")
+
+    # -- model files -------------------------------------------------------------------
+    def save(self, path):
+        """Write the fitted model to a file that :meth:`load` reads without running code.
+
+        The file is a zip archive holding the networks' tensors and every
+        fitted array in a NumPy ``.npz`` (read with ``allow_pickle=False``),
+        and the parameters, id mappings and other fitted attributes as JSON,
+        with a format version and a checksum of each part; see
+        :mod:`skkernelnet.model_files`. Pickle keeps working as well.
+
+        Parameters
+        ----------
+        path : str or path-like
+            File to write (overwritten if it exists).
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> from skkernelnet import KernelCollaborativeFilter
+        >>> from skkernelnet.datasets import make_ratings
+        >>> X, y = make_ratings(100, 50, density=0.2, random_state=0, return_X_y=True)
+        >>> model = KernelCollaborativeFilter(hidden_layer_sizes=(20,), max_iter=5,
+        ...                                   random_state=0).fit(X, y)
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.skkn")
+        >>> model.save(path)
+        >>> loaded = KernelCollaborativeFilter.load(path)
+        >>> bool((loaded.predict(X[:5]) == model.predict(X[:5])).all())
+        True
+        """
+        model_files.save(self, path)
+
+    @classmethod
+    def load(cls, path, device=None):
+        """Read a model written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or path-like
+        device : str or torch.device, optional
+            Where to put the networks; by default the device of the saved
+            model when available, else the CPU.
+
+        Returns
+        -------
+        KernelCollaborativeFilter
+            The fitted model.
+
+        Raises
+        ------
+        ValueError
+            If the file is not a model file, is truncated or was modified, or
+            was written by a newer format version.
+        """
+        return model_files.load(path, device=device, expected_class=cls)
 
     # -- pickling: the views are rebuilt from the networks and the ratings ---------------
     def __getstate__(self):

@@ -158,6 +158,8 @@ def _encode_value(name, value, arrays):
             f"cannot save attribute {name!r}: an array of dtype {value.dtype} whose entries "
             "are not all numbers or strings; use pickle for such ids."
         )
+    if isinstance(value, os.PathLike):
+        return {"kind": "json", "value": os.fspath(value)}
     if isinstance(value, torch.device):
         return {"kind": "device", "value": str(value)}
     if isinstance(value, torch.dtype):

@@ -322,6 +322,15 @@ def summary_rows(records):
     return rows
 
 
+def render_table(records, note=""):
+    table = markdown_table(
+        ["protocol", "method", "mean RMSE", "std", "RMSE / biases", "fit", "splits",
+         "train / test ratings"],
+        summary_rows(records),
+    )
+    return table + (f"\n{note}\n" if note else "")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--protocols", nargs="+", default=PROTOCOLS, choices=PROTOCOLS)
@@ -329,6 +338,10 @@ def main(argv=None):
     parser.add_argument("--splits", type=int, default=3, help="splits of random protocols")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fresh", action="store_true", help="discard recorded results")
+    parser.add_argument("--note", default="",
+                        help="a line printed under the table (e.g. the machine's load)")
+    parser.add_argument("--table-only", action="store_true",
+                        help="rebuild the Markdown table from the recorded results")
     parser.add_argument("--split-labels", nargs="+", default=None,
                         help="run only these splits (e.g. 1 2); the default runs all")
     parser.add_argument("--resume", action="store_true",
@@ -338,6 +351,11 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     home = data_home()
     records = load_records(args.fresh)
+    if args.table_only:
+        table = render_table(records, args.note)
+        write_results(NAME, {"threads": args.threads, "records": list(records.values())}, table)
+        print(table)
+        return
     mine = {}
     if args.fresh:
         write_results(NAME, {"threads": args.threads, "records": []})
@@ -372,11 +390,7 @@ def main(argv=None):
                 records.update(mine)
                 print(f"{protocol:12s} {split:6s} {method:7s} RMSE {record['rmse']:.4f} "
                       f"({seconds:.1f} s)", flush=True)
-                table = markdown_table(
-                    ["protocol", "method", "mean RMSE", "std", "RMSE / biases", "fit",
-                     "splits", "train / test ratings"],
-                    summary_rows(records),
-                )
+                table = render_table(records, args.note)
                 write_results(NAME, {"threads": args.threads,
                                      "records": list(records.values())}, table)
     print()

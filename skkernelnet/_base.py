@@ -83,6 +83,11 @@ class BaseKernelNet(BaseEstimator, metaclass=ABCMeta):
         "callbacks": [None, list, tuple],
     }
 
+    # How the progress display names the validation score of ``validate`` (and whether that
+    # score is minus the quantity named, as ``-RMSE`` is): set by each task.
+    _validation_name = "validation score"
+    _validation_negated = False
+
     @abstractmethod
     def __init__(
         self,
@@ -200,6 +205,8 @@ class BaseKernelNet(BaseEstimator, metaclass=ABCMeta):
             callbacks=callbacks,
             verbose=self.verbose,
             description=type(self).__name__,
+            validation_name=self._validation_name,
+            validation_negated=self._validation_negated,
         )
         params = [p for p in module.parameters() if p.requires_grad]
         checkpointer = resume = None

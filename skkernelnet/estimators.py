@@ -637,6 +637,7 @@ default="rbf"
     """
 
     _parameter_constraints = {**_TabularKernelNet._parameter_constraints}
+    _validation_name = "validation accuracy"
 
     def __init__(
         self,
@@ -1034,6 +1035,7 @@ class KernelNetRegressor(RegressorMixin, _TabularKernelNet):
     """
 
     _parameter_constraints = {**_TabularKernelNet._parameter_constraints}
+    _validation_name = "validation R^2"
 
     def __init__(
         self,

@@ -294,6 +294,9 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         "checkpoint": [None, str, os.PathLike],
         "checkpoint_interval": [Interval(Integral, 1, None, closed="left")],
     }
+    # validation scores are -RMSE (higher is better); the progress display shows the RMSE
+    _validation_name = "validation RMSE"
+    _validation_negated = True
 
     def __init__(
         self,

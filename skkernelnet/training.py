@@ -88,6 +88,11 @@ class TrainingMonitor:
         line per iteration.
     description : str
         Label of the progress display.
+    validation_name : str, default="validation score"
+        What the progress display calls the validation score.
+    validation_negated : bool, default=False
+        The score is minus the quantity named (a higher-is-better ``-RMSE``):
+        the display shows the quantity itself, e.g. ``validation RMSE=0.91``.
 
     Examples
     --------
@@ -116,6 +121,8 @@ class TrainingMonitor:
         callbacks=(),
         verbose=0,
         description="fit",
+        validation_name="validation score",
+        validation_negated=False,
     ):
         self.module = module
         self.max_iter = max_iter
@@ -125,6 +132,8 @@ class TrainingMonitor:
         self.callbacks = list(callbacks or ())
         self.verbose = verbose
         self.description = description
+        self.validation_name = validation_name
+        self.validation_negated = validation_negated
         self.result = TrainingResult()
         self._best_state = None
         self._best_tracked = -math.inf
@@ -246,13 +255,14 @@ class TrainingMonitor:
             return
         msg = {"loss": f"{loss:.6g}"}
         if r.validation_scores:
-            msg["val"] = f"{r.validation_scores[-1]:.6g}"
+            score = r.validation_scores[-1]
+            msg[self.validation_name] = f"{-score if self.validation_negated else score:.6g}"
         if self._bar is not None:
             self._bar.update(1)
             self._bar.set_postfix(msg, refresh=False)
         else:
-            extra = f", validation score = {msg['val']}" if "val" in msg else ""
-            print(f"Iteration {r.n_iter}, loss = {msg['loss']}{extra}", flush=True)
+            text = ", ".join(f"{name} = {value}" for name, value in msg.items())
+            print(f"Iteration {r.n_iter}, {text}", flush=True)
 
 
 def _flat_grad(params):

@@ -211,8 +211,11 @@ def test_silent_by_default(capsys):
 
 def test_verbose_with_early_stopping_shows_validation_score(capsys, no_tqdm):
     X, y = _iris()
-    KernelNetClassifier(**{**FAST, "max_iter": 3, "verbose": 1, "early_stopping": True}).fit(X, y)
-    assert "validation score = " in capsys.readouterr().out
+    clf = KernelNetClassifier(**{**FAST, "max_iter": 3, "verbose": 1, "early_stopping": True})
+    clf.fit(X, y)
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert ", validation accuracy = " in last
+    assert float(last.rsplit("= ", 1)[1]) == pytest.approx(clf.validation_scores_[-1], rel=1e-5)
 
 
 def test_diverging_adam_warns_and_keeps_best_parameters():

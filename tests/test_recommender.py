@@ -594,3 +594,23 @@ def test_callbacks_see_every_iteration(ratings):
         **SMALL, callbacks=[lambda monitor: losses.append(monitor.result.loss_curve[-1])]
     ).fit(X, y)
     assert losses == model.loss_curve_
+
+
+def test_progress_shows_validation_rmse_positive(ratings, capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tqdm(name, *args, **kwargs):
+        if name == "tqdm" or name.startswith("tqdm."):
+            raise ImportError("No module named 'tqdm'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    X, y = ratings
+    model = KernelCollaborativeFilter(**{**SMALL, "max_iter": 3, "verbose": 1}).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == model.n_iter_
+    shown = [float(line.rsplit("validation RMSE = ", 1)[1]) for line in lines]
+    assert all(rmse > 0 for rmse in shown)
+    np.testing.assert_allclose(shown, -np.asarray(model.validation_scores_), rtol=1e-5)

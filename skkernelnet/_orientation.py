@@ -23,7 +23,25 @@ from .layers import (
 
 __all__ = ["OrientationView", "other_orientation", "rating_objective"]
 
-_ROW_CHUNK = 4096
+# Inference runs the network on blocks of exactly this many samples (the last one padded).
+# Matrix-product kernels are chosen by shape, and a product of 1 or 3 rows can round
+# differently from one of 300: with a fixed shape, a sample's result does not depend on
+# which other samples are computed with it, so a query gives the same number alone, in a
+# batch, repeated or reordered.
+_BLOCK_ROWS = 256
+
+
+def _blocks(rows):
+    """``rows`` cut into blocks of ``_BLOCK_ROWS``, each padded by repeating its last row.
+
+    Yields ``(start, padded_rows, n_real)``: the block holds ``rows[start:start + n_real]``.
+    """
+    for start in range(0, len(rows), _BLOCK_ROWS):
+        block = rows[start : start + _BLOCK_ROWS]
+        padded = np.empty(_BLOCK_ROWS, dtype=np.int64)
+        padded[: len(block)] = block
+        padded[len(block) :] = block[-1]
+        yield start, padded, len(block)
 
 
 def rating_objective(network, ratings, index, target, alpha, kernel_alpha):
@@ -118,26 +136,46 @@ class OrientationView:
 
     @torch.no_grad()
     def output_at(self, user_idx, item_idx):
-        """Network output (a deviation from the offset) at known (user, item) indices."""
+        """Network output (a deviation from the offset) at known (user, item) indices.
+
+        Pairs may repeat and come in any order: each distinct pair is computed
+        once, and every pair gets the value it gets when asked alone.
+        """
         out = np.empty(len(user_idx), dtype=np.float64)
         if len(user_idx) == 0:
             return out
-        rows, cols = self.rows_cols(user_idx, item_idx)
-        unique_rows, local_rows = np.unique(rows, return_inverse=True)
-        index = EntryIndex(local_rows, cols, (len(unique_rows), self.shape[1])).to(self.device)
-        out[:] = self.module.forward_at(self._input_rows(unique_rows), index).cpu().numpy()
+        rows, cols = self.rows_cols(
+            np.asarray(user_idx, dtype=np.int64), np.asarray(item_idx, dtype=np.int64)
+        )
+        n_cols = self.shape[1]
+        pairs, pair_of_query = np.unique(rows * n_cols + cols, return_inverse=True)
+        unique_rows, local_rows = np.unique(pairs // n_cols, return_inverse=True)
+        index = EntryIndex(local_rows, pairs % n_cols, (len(unique_rows), n_cols))
+        hidden = self._hidden_tensor(unique_rows)
+        values = self.module.output_activation(
+            self.module.layers[-1].forward_at(hidden, index.to(self.device))
+        )
+        out[:] = values.cpu().numpy()[pair_of_query.reshape(-1)]
         return out
+
+    def _hidden_tensor(self, rows):
+        """Last hidden activations of the given samples as one dense tensor, block by block."""
+        blocks = []
+        for _, padded, n_real in _blocks(rows):
+            hidden = self.module.hidden(self._input_rows(padded))
+            if hidden.layout != torch.strided:  # no hidden layer: the input itself
+                hidden = hidden.to_dense()
+            blocks.append(hidden[:n_real])
+        if not blocks:
+            width = self.module.layers[-1].in_features
+            return torch.empty((0, width), dtype=self.dtype, device=self.device)
+        return torch.cat(blocks)
 
     @torch.no_grad()
     def codes(self, rows=None):
         """Last hidden activations of the network's samples (all of them by default)."""
-        rows = np.arange(self.shape[0]) if rows is None else np.asarray(rows)
-        chunks = [
-            self.module.hidden(self._input_rows(rows[start : start + _ROW_CHUNK])).cpu().numpy()
-            for start in range(0, len(rows), _ROW_CHUNK)
-        ]
-        width = self.module.layers[-1].in_features
-        return np.concatenate(chunks) if chunks else np.empty((0, width), np.float32)
+        rows = np.arange(self.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+        return self._hidden_tensor(rows).cpu().numpy()
 
     def neuron_vectors(self):
         """First layer's input embedding ``u`` next to the last layer's output embedding ``v``."""
@@ -152,22 +190,27 @@ class OrientationView:
         every item, for callers that score many batches of users.
         """
         last = self.module.layers[-1]
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        scores = np.empty((len(user_idx), self.shape[0 if self.orientation == "item" else 1]))
         if self.orientation == "item":
             codes = self.codes() if item_codes is None else item_codes
             codes = torch.as_tensor(codes, device=self.device)
-            cols = torch.as_tensor(user_idx, device=self.device)
-            # only the users' columns of the weight matrix
-            weight = kernel_weight(
-                last.u,
-                last.v[cols],
-                last.kernel,
-                None if last.W is None else last.W[:, cols],
-                last.input_scale,
-                None if last.output_scale is None else last.output_scale[cols],
-            )
-            bias = last.bias[cols] if last.bias is not None else 0.0
-            scores = self.module.output_activation(codes @ weight + bias).T
+            for start, padded, n_real in _blocks(user_idx):
+                cols = torch.as_tensor(padded, device=self.device)
+                # only the users' columns of the weight matrix, as many in every block
+                weight = kernel_weight(
+                    last.u,
+                    last.v[cols],
+                    last.kernel,
+                    None if last.W is None else last.W[:, cols],
+                    last.input_scale,
+                    None if last.output_scale is None else last.output_scale[cols],
+                )
+                bias = last.bias[cols] if last.bias is not None else 0.0
+                block = self.module.output_activation(codes @ weight + bias).T
+                scores[start : start + n_real] = block[:n_real].cpu().numpy()
         else:
-            codes = torch.as_tensor(self.codes(user_idx), device=self.device)
-            scores = self.module.output_activation(last(codes))
-        return scores.cpu().numpy().astype(np.float64)
+            for start, padded, n_real in _blocks(user_idx):
+                block = self.module(self._input_rows(padded))
+                scores[start : start + n_real] = block[:n_real].cpu().numpy()
+        return scores

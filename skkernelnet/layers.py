@@ -239,7 +239,8 @@ class EntryIndex:
     ----------
     rows, cols : array-like of int of shape (n_pairs,)
         Row (sample) and column (output neuron) of each pair. Pairs must be
-        distinct.
+        distinct (``ValueError`` otherwise): compute the distinct pairs and
+        index the result to repeat them.
     shape : tuple of int
         ``(n_rows, n_cols)`` of the full output.
 
@@ -272,8 +273,16 @@ class EntryIndex:
         sorted_rows = rows if self._order is None else rows[self._order]
         sorted_cols = cols if self._order is None else cols[self._order]
         sorted_flat = sorted_rows * n_cols + sorted_cols
-        if sorted_flat.numel() > 1 and bool((sorted_flat[1:] == sorted_flat[:-1]).any()):
-            raise ValueError("EntryIndex pairs must be distinct; found duplicate (row, col).")
+        if sorted_flat.numel() > 1:
+            repeated = torch.nonzero(sorted_flat[1:] == sorted_flat[:-1])
+            if repeated.numel():
+                first = int(repeated[0, 0])
+                raise ValueError(
+                    f"the (row, column) pairs must be distinct, but {repeated.numel()} repeat "
+                    f"an earlier pair, e.g. (row {int(sorted_rows[first])}, column "
+                    f"{int(sorted_cols[first])}). Each output entry is computed once: pass the "
+                    "distinct pairs and index the result to repeat them."
+                )
         self._crow = _compressed(sorted_rows, n_rows)
         self._col = sorted_cols
         self._t_order = torch.argsort(sorted_cols * n_rows + sorted_rows)

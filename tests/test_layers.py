@@ -514,7 +514,7 @@ def test_forward_at_with_sparse_input(kind):
 def test_forward_at_index_errors():
     layer = KernelLinear(4, 3)
     x = torch.randn(5, 4)
-    with pytest.raises(ValueError, match="distinct"):
+    with pytest.raises(ValueError, match=r"distinct.*1 repeat.*\(row 0, column 2\)"):
         layer.forward_at(x, ([0, 1, 0], [2, 2, 2]))
     with pytest.raises(ValueError, match="distinct"):
         EntryIndex([3, 3], [1, 1], shape=(5, 3))

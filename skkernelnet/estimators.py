@@ -37,7 +37,26 @@ from .training import adam, lbfgs
 
 __all__ = ["KernelNetClassifier", "KernelNetRegressor"]
 
-_PREDICT_CHUNK = 65536
+# Inference runs the network on blocks of a fixed number of rows (the last one padded with
+# zeros). Matrix-product kernels are chosen by shape, and a product of 1 or 3 rows can round
+# differently from one of 300: with one shape per model, a row's prediction does not depend
+# on which other rows are predicted with it (alone, in a batch, repeated or reordered).
+_BLOCK_ELEMENTS = 1 << 18
+
+
+def _block_rows(n_features):
+    """Rows per inference block: 1024, fewer for wide inputs (about 2 MB of float64 per block)."""
+    return int(min(1024, max(8, _BLOCK_ELEMENTS // max(n_features, 1))))
+
+
+def _padded_block(chunk, n_rows):
+    """``chunk`` with zero rows appended up to ``n_rows`` rows."""
+    missing = n_rows - chunk.shape[0]
+    if missing == 0:
+        return chunk
+    if sp.issparse(chunk):
+        return sp.vstack([chunk, sp.csr_matrix((missing, chunk.shape[1]), dtype=chunk.dtype)])
+    return np.concatenate([chunk, np.zeros((missing, chunk.shape[1]), dtype=chunk.dtype)])
 
 
 def _to_torch_input(X, dtype, device, prepared=False):
@@ -396,11 +415,17 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
 
     @torch.no_grad()
     def _forward_chunks(self, X, method):
+        block = _block_rows(X.shape[1])
         outputs = []
-        for start in range(0, X.shape[0], _PREDICT_CHUNK):
-            chunk = X[start : start + _PREDICT_CHUNK]
-            x = _to_torch_input(chunk, self._dtype, self._device)
-            outputs.append(method(x).cpu().numpy())
+        for start in range(0, X.shape[0], block):
+            chunk = X[start : start + block]
+            n_real = chunk.shape[0]
+            chunk = _padded_block(chunk, block)
+            if sp.issparse(chunk):
+                x = _to_torch_input(chunk, self._dtype, self._device)
+            else:  # a copy: the same memory alignment for every block
+                x = torch.tensor(chunk, dtype=self._dtype, device=self._device)
+            outputs.append(method(x)[:n_real].cpu().numpy())
         return np.concatenate(outputs, axis=0)
 
     def _raw_output(self, X):

@@ -11,6 +11,7 @@ define their loss and convert their data.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from abc import ABCMeta, abstractmethod
 from contextlib import contextmanager
@@ -44,6 +45,28 @@ def resolve_device(device):
             "use device='cpu' or device='auto'."
         )
     return resolved
+
+
+def keeps_attributes_on_error(fit):
+    """Decorator of a fit method: when it raises, the estimator's attributes are restored.
+
+    Some input errors only show after fitted attributes were replaced (ids factorized,
+    labels encoded); without this a failed refit would leave a fitted model half
+    overwritten and inconsistent. (A network trained in place by a warm start keeps
+    its parameters as training left them.)
+    """
+
+    @functools.wraps(fit)
+    def wrapper(self, *args, **kwargs):
+        saved = dict(self.__dict__)
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    return wrapper
 
 
 @contextmanager

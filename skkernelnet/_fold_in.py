@@ -295,7 +295,7 @@ class FoldedHistory:
 
     def positions(self, ids):
         """Index of each id among the folded-in ids, -1 for an id without a history."""
-        return lookup(self.ids, as_ids(ids))
+        return lookup(self.ids, as_ids(ids, self.side))
 
     def _subset(self, positions):
         keep = np.isin(self.entity, positions)

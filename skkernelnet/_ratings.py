@@ -8,7 +8,8 @@ a yardstick and the fallback for ids unseen in fit.
 
 from __future__ import annotations
 
-from numbers import Real
+import math
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
@@ -30,12 +31,16 @@ def as_pairs(X):
     else:
         if hasattr(X, "toarray"):
             raise ValueError("X must be a dense (n, 2) array of (user id, item id), not sparse.")
-        if not isinstance(X, np.ndarray):
-            converted = np.asarray(X)
-            if converted.dtype.kind == "U":
-                # pairs such as ["new", 3] must keep the item id 3, not become "3"
-                converted = np.asarray(X, dtype=object)
-            X = converted
+        from_sequence = not isinstance(X, np.ndarray)
+        if from_sequence:
+            # Object first: numpy would turn [[1, "a"], [nan, "b"]] into strings ("1", "nan").
+            try:
+                X = np.asarray(X, dtype=object)
+            except ValueError as error:
+                raise ValueError(
+                    "X must be a rectangular (n_ratings, 2) array of (user id, item id) "
+                    f"pairs: {error}"
+                ) from None
         if X.dtype.kind == "c":
             raise ValueError("Complex data not supported: X must hold (user id, item id) pairs.")
         if X.ndim == 2 and X.shape[1] < 2:
@@ -49,28 +54,84 @@ def as_pairs(X):
                 f"got shape {X.shape}."
             )
         users, items = X[:, 0], X[:, 1]
+        if from_sequence:
+            users, items = _typed_column(users), _typed_column(items)
     if users.shape[0] == 0:
         raise ValueError(
             "X is empty: found 0 (user, item) pairs, while a minimum of 1 is required."
         )
-    for name, ids in (("user", users), ("item", items)):
-        if ids.dtype.kind == "f" and not np.isfinite(ids).all():
-            raise ValueError(f"X contains NaN or infinite {name} ids.")
-        if ids.dtype.kind == "O" and any(
-            i is None or (isinstance(i, float) and i != i) for i in ids
-        ):
-            raise ValueError(f"X contains missing (None/NaN) {name} ids.")
+    frame_columns = (X.iloc[:, 0], X.iloc[:, 1]) if hasattr(X, "iloc") else (None, None)
+    for name, ids, column in zip(("user", "item"), (users, items), frame_columns):
+        _check_ids(name, ids, column)
     return users, items
 
 
-def as_ids(ids):
-    """A 1-D array of ids; a list mixing strings and numbers keeps each id's type."""
-    if isinstance(ids, np.ndarray):
-        return ids.reshape(-1)
-    converted = np.asarray(ids)
-    if converted.dtype.kind == "U":
-        converted = np.asarray(ids, dtype=object)
-    return converted.reshape(-1)
+def as_ids(ids, name="user"):
+    """Validate a 1-D sequence of user (or item) ids, one id per entry, as an array."""
+    if hasattr(ids, "iloc"):  # pandas Series or one-column DataFrame
+        if ids.ndim == 2 and ids.shape[1] != 1:
+            raise ValueError(f"{name}s must be one column of {name} ids, got {ids.shape[1]}.")
+        column = ids.iloc[:, 0] if ids.ndim == 2 else ids
+        values = column.to_numpy()
+    else:
+        column = None
+        values = ids if isinstance(ids, np.ndarray) else np.asarray(ids, dtype=object)
+    if values.ndim > 1 and not (values.ndim == 2 and values.shape[1] == 1):
+        raise ValueError(
+            f"{name}s must be a 1-D sequence of {name} ids, got an array of shape "
+            f"{values.shape}."
+        )
+    values = values.reshape(-1)
+    if values.dtype == object and column is None:
+        values = _typed_column(values)
+    _check_ids(name, values, column, where=f"{name}s")
+    return values
+
+
+def _typed_column(ids):
+    """An object column of ids as int, float or str when all its ids are of that type."""
+    values = ids.tolist()
+    for kind, dtype in ((str, str), (Integral, np.int64), (Real, np.float64)):
+        if all(isinstance(v, kind) and not isinstance(v, (bool, np.bool_)) for v in values):
+            try:
+                return np.asarray(values, dtype=dtype)
+            except (OverflowError, ValueError):
+                break
+    return ids
+
+
+def _is_missing(value):
+    """None, pandas' NA or NaT, or a NaN."""
+    if value is None or (isinstance(value, Real) and value != value):
+        return True
+    kind = type(value)
+    return kind.__module__.startswith("pandas") and kind.__name__ in ("NAType", "NaTType")
+
+
+def _check_ids(name, ids, column=None, where="X"):
+    """Reject missing and infinite ids, naming the first row that has one."""
+    if column is not None:
+        missing = np.asarray(column.isna(), dtype=bool)
+    elif ids.dtype.kind == "O":
+        missing = np.fromiter((_is_missing(i) for i in ids), bool, len(ids))
+    else:
+        missing = np.isnan(ids) if ids.dtype.kind in "fc" else np.zeros(len(ids), bool)
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise ValueError(
+            f"{where} contains missing (None/NaN) {name} ids, first at row {row}."
+        )
+    if ids.dtype.kind in "fc":
+        infinite = ~np.isfinite(ids)
+    elif ids.dtype.kind == "O":
+        infinite = np.fromiter(
+            (isinstance(i, Real) and not math.isfinite(i) for i in ids), bool, len(ids)
+        )
+    else:
+        return
+    if infinite.any():
+        row = int(np.flatnonzero(infinite)[0])
+        raise ValueError(f"{where} contains NaN or infinite {name} ids, first at row {row}.")
 
 
 def factorize(ids):

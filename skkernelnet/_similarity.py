@@ -61,7 +61,7 @@ def similar(model, ids, n, side):
     """Top-``n`` most similar users or items (the query itself excluded), best first."""
     check_is_fitted(model, "module_")
     known = model.user_ids_ if side == "user" else model.item_ids_
-    ids = as_ids(ids)
+    ids = as_ids(ids, side)
     if ids.size == 0:
         raise ValueError(f"{side}s is empty: give at least one {side} id.")
     n = check_n(n, len(known) - 1, f"other {side}s")

@@ -29,7 +29,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._base import BaseKernelNet, seeded
+from ._base import BaseKernelNet, keeps_attributes_on_error, seeded
 from .layers import SparseInput, csr_from_scipy
 from .networks import KernelNetwork
 from .positions import check_positions
@@ -227,6 +227,7 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
         """
         return self._fit(X, y, sample_weight, incremental=True, **kwargs)
 
+    @keeps_attributes_on_error
     def _fit(self, X, y, sample_weight, incremental, classes=None):
         first_call = not (incremental or self.warm_start) or not hasattr(self, "module_")
         if incremental and first_call:

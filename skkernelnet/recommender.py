@@ -20,12 +20,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import RegressorMixin, TransformerMixin, _fit_context
+from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import _similarity, model_files
-from ._base import BaseKernelNet, seeded
+from ._base import BaseKernelNet, keeps_attributes_on_error, seeded
 from ._checkpoint import data_digest
 from ._data_parallel import data_parallel_objective
 from ._fold_in import FoldedHistory, fill_folded, network_mask
@@ -400,6 +401,7 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
 
     # -- fitting -----------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
+    @keeps_attributes_on_error
     def fit(self, X, y):
         """Fit the model to observed ratings.
 
@@ -686,6 +688,29 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         folded = (self._folded(history), self._folded(item_history, "item"))
         return ~network_mask(self._indices(X, *folded, check=False))
 
+    def score(self, X, y, sample_weight=None):
+        """R^2 of the predictions for (user, item) pairs ``X`` against ratings ``y``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_pairs, 2)
+            (user id, item id) pairs.
+        y : array-like of shape (n_pairs,)
+            True ratings.
+        sample_weight : array-like of shape (n_pairs,), default=None
+            Weights of the pairs.
+
+        Returns
+        -------
+        float
+            As for every scikit-learn regressor (NaN, with a warning, for a
+            single pair). For model selection by RMSE use
+            ``scoring="neg_root_mean_squared_error"``.
+        """
+        pred = self.predict(X)
+        y = check_ratings(y, len(pred))
+        return float(r2_score(y, pred, sample_weight=sample_weight))
+
     # -- embeddings and recommendations ------------------------------------------------
     @property
     def user_embeddings_(self):
@@ -805,7 +830,9 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         check_is_fitted(self, "module_")
         n_items = len(self.item_ids_)
         n = check_n(n, n_items, "items")
-        users = as_ids(users)
+        if not isinstance(exclude_seen, (bool, np.bool_)):
+            raise TypeError(f"exclude_seen must be True or False, got {exclude_seen!r}.")
+        users = as_ids(users, "user")
         if users.size == 0:
             raise ValueError("users is empty: give at least one user id.")
         folded = self._folded(history)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 import torch
-from hypothesis import note
+from hypothesis import event, note
 from hypothesis import strategies as st
 
 # What a user-facing message must not mention: the package's internals.
@@ -128,6 +128,7 @@ def assert_unchanged(model, before):
 def check_call(call, case, check_result, model=None):
     """Run ``call()`` and check the fuzz invariant for ``case`` (see the module docstring)."""
     note(f"case: {case.description}")
+    event("valid input" if case.valid else "invalid input")
     before = fingerprint(model) if model is not None else None
     try:
         result = call()

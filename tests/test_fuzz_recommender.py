@@ -7,6 +7,7 @@ infinite ids anywhere; empty, one-row and wrongly shaped inputs; ratings on odd 
 """
 
 import warnings
+from numbers import Integral
 
 import numpy as np
 import pytest
@@ -21,9 +22,8 @@ from fuzz_support import (
     fingerprint,
     odd_scale,
 )
-from hypothesis import example, given
+from hypothesis import given
 from hypothesis import strategies as st
-from sklearn.base import clone
 from sklearn.exceptions import UndefinedMetricWarning
 
 from skkernelnet import KernelCollaborativeFilter
@@ -86,10 +86,14 @@ def _frame(columns, kinds, typed):
             data[name] = pd.Series(values, dtype=object)
             continue
         style = typed[name]
+        if any(isinstance(v, float) and not np.isfinite(v) for v in values) and kind != "float":
+            style = "plain"  # a nullable-integer or string column cannot hold NaN or inf
         if style == "category":
             data[name] = pd.Series(values).astype("category")
-        elif kind == "int":
+        elif kind == "int" and style == "nullable":
             data[name] = pd.array(values, dtype="Int64")
+        elif kind == "int":
+            data[name] = pd.Series(values)
         elif kind == "float":
             data[name] = pd.array(values, dtype="Float64" if style == "nullable" else "float64")
         else:
@@ -106,9 +110,12 @@ def _pd_na():
 @st.composite
 def pair_cases(draw, model):
     """(user, item) pairs in every container, and what must happen to them."""
-    n = draw(st.integers(0, 6))
+    n = draw(st.integers(0, 6) | st.integers(1, 6))
     kinds = [draw(st.sampled_from(ID_KINDS)) for _ in range(2)]
-    container = draw(st.sampled_from(DENSE_CONTAINERS + ["typed_frame"] + SPARSE_CONTAINERS))
+    # mostly valid inputs: those must succeed, which is the stronger check
+    container = draw(
+        st.sampled_from(DENSE_CONTAINERS * 3 + ["typed_frame"] * 4 + SPARSE_CONTAINERS)
+    )
     if container in SPARSE_CONTAINERS:  # a sparse matrix holds numbers only
         kinds = [draw(st.sampled_from(["int", "float"])) for _ in range(2)]
     columns = [
@@ -116,16 +123,16 @@ def pair_cases(draw, model):
         for ids, kind in zip((model.user_ids_, model.item_ids_), kinds)
     ]
     problems = []
-    hole = draw(st.sampled_from([None] * 4 + list(HOLES))) if n else None
+    hole = draw(st.sampled_from([None] * 12 + list(HOLES))) if n else None
     if hole is not None:
         row, col = draw(st.integers(0, n - 1)), draw(st.integers(0, 1))
         value = HOLES[hole]
         columns[col][row] = _pd_na() if value == "NA" else value
         if not (container in SPARSE_CONTAINERS and hole == "none"):
             problems.append("missing|NaN|infinite")
-    shape = draw(st.sampled_from([None] * 6 + ["3cols", "1col", "1d", "3d"]))
+    shape = draw(st.sampled_from([None] * 12 + ["3cols", "1col", "1d", "3d"]))
     if container in SPARSE_CONTAINERS or container == "typed_frame":
-        shape = draw(st.sampled_from([None, "3cols", "1col"]))
+        shape = draw(st.sampled_from([None] * 6 + ["3cols", "1col"]))
     typed = {}
     if container == "typed_frame":
         style = st.sampled_from(["category", "nullable", "plain"])
@@ -210,7 +217,7 @@ def test_score_on_any_pairs_and_ratings(model, data):
     y = list(
         shift + scale * np.asarray(data.draw(st.lists(st.floats(1, 5), min_size=n, max_size=n)))
     )
-    trouble = data.draw(st.sampled_from([None] * 4 + ["nan", "inf", "short", "text", "2d"]))
+    trouble = data.draw(st.sampled_from([None] * 8 + ["nan", "inf", "short", "text", "2d"]))
     problems = [case.problem] if case.problem else []
     if trouble in ("nan", "inf") and n:
         y[0] = np.nan if trouble == "nan" else np.inf
@@ -259,10 +266,10 @@ def user_cases(draw, model):
         users = tuple(users)
     elif container == "row" and n:
         users = users[0]  # a single id, not in a list
-    count = draw(st.sampled_from([1, 3, 10**9, 0, -2, 2.5, True, "3"]))
-    if not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
+    count = draw(st.sampled_from([1, 3, 10**9, np.int64(2)] * 3 + [0, -2, 2.5, True, "3"]))
+    if not (isinstance(count, Integral) and not isinstance(count, bool) and count >= 1):
         problems.append("n must be a positive integer")
-    exclude_seen = draw(st.sampled_from([True, False, np.True_, 1, "yes"]))
+    exclude_seen = draw(st.sampled_from([True, False, np.True_] * 3 + [1, "yes"]))
     if not isinstance(exclude_seen, (bool, np.bool_)):
         problems.append("exclude_seen")
     description = {"n": n, "kind": kind, "container": container, "count": count}
@@ -294,9 +301,16 @@ def test_recommend_on_any_users(model, data):
 
 
 # -- fitting -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def refit_target(model):
+    """A fitted copy to refit with invalid data: the failed fits must leave it unchanged."""
+    import copy
+
+    return copy.deepcopy(model)
+
+
 @given(data=st.data())
-def test_fit_on_any_ratings(model, data):
-    X_train, y_train = _ratings(string_ids=isinstance(model.user_ids_[0], str))
+def test_fit_on_any_ratings(model, refit_target, data):
     case, n = data.draw(pair_cases(model))
     scale, shift = data.draw(odd_scale())
     ratings = shift + scale * np.asarray(
@@ -332,11 +346,11 @@ def test_fit_on_any_ratings(model, data):
         check_call(lambda: fresh.fit(case.data, ratings), fit_case, check_fitted)
         # a failed fit leaves a fitted model as it was
         if not fit_case.valid:
-            refit = clone(model).fit(X_train, y_train)
-            before = fingerprint(refit)
+            refit_target.set_params(early_stopping=early_stopping)
+            before = fingerprint(refit_target)
             with pytest.raises((ValueError, TypeError)):
-                refit.fit(case.data, ratings)
-            assert_unchanged(refit, before)
+                refit_target.fit(case.data, ratings)
+            assert_unchanged(refit_target, before)
 
 
 def _columns(data):
@@ -344,3 +358,59 @@ def _columns(data):
         return data.iloc[:, 0].tolist(), data.iloc[:, 1].tolist()
     array = np.asarray(data, dtype=object)
     return array[:, 0].tolist(), array[:, 1].tolist()
+
+
+# -- failures the fuzzing found, kept as regular tests ------------------------------------------
+@pytest.mark.parametrize(
+    "X, match",
+    [
+        ([[np.inf, 1000], [1, 1000]], "NaN or infinite user ids, first at row 0"),
+        (np.array([[1, 1000], [2, -np.inf]], dtype=object), "NaN or infinite item ids"),
+        ([[1, "i"], [float("nan"), "j"]], "missing .* user ids, first at row 1"),
+    ],
+)
+def test_found_nonfinite_ids_in_object_data(model, X, match):
+    with pytest.raises(ValueError, match=match):
+        model.predict(X)
+
+
+def test_found_pandas_missing_ids(model):
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(
+        {"user": pd.array(["u1", None], dtype="string"), "item": pd.array([1000, 1001], "Int64")}
+    )
+    with pytest.raises(ValueError, match="missing .* user ids, first at row 1"):
+        model.predict(X)
+    with pytest.raises(ValueError, match="missing .* user ids"):
+        model.recommend(pd.Series([1, None], dtype="Int64"))
+
+
+def test_found_mixed_type_rows_keep_their_ids():
+    # numpy turns [[1, "a"], ...] into strings; the ids must stay what they were
+    X, y = [[1, "a"], [1, "b"], [2, "a"], [2, "c"]], [4.0, 3.0, 5.0, 2.0]
+    model = KernelCollaborativeFilter(**TINY, early_stopping=False).fit(X, y)
+    assert model.user_ids_.dtype.kind == "i" and model.item_ids_.dtype.kind == "U"
+    strict = KernelCollaborativeFilter(**TINY, early_stopping=False, handle_unknown="error")
+    strict.fit(X, y).predict([[2, "b"]])  # user 2 and item "b" are known
+
+
+def test_found_score_with_nonfinite_ratings_names_them(model):
+    X = np.column_stack([model.user_ids_[:2], model.item_ids_[:2]])
+    with pytest.raises(ValueError, match="NaN or infinite ratings"):
+        model.score(X, [np.inf, 3.0])
+
+
+def test_found_recommend_checks_exclude_seen(model):
+    with pytest.raises(TypeError, match="exclude_seen must be True or False, got 1"):
+        model.recommend([], exclude_seen=1)
+    with pytest.raises(ValueError, match="1-D sequence of user ids"):
+        model.recommend(np.column_stack([model.user_ids_[:2], model.user_ids_[:2]]))
+
+
+def test_found_failed_refit_leaves_model_unchanged(refit_target):
+    before = fingerprint(refit_target)
+    refit_target.set_params(early_stopping=True)
+    with pytest.raises(ValueError, match="early_stopping needs at least 2 ratings"):
+        refit_target.fit([[0, 1000]], [3.0])
+    refit_target.set_params(early_stopping=before["early_stopping"])
+    assert_unchanged(refit_target, before)

@@ -143,8 +143,11 @@ def test_scale_rank_gives_each_output_neuron_its_own_signs():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(kernel="rbf", gated=True), dict(kernel="linear", gated=False),
-     dict(kernel="rbf", gated=False, signed=False)],
+    [
+        dict(kernel="rbf", gated=True),
+        dict(kernel="linear", gated=False),
+        dict(kernel="rbf", gated=False, signed=False),
+    ],
 )
 def test_scale_rank_needs_signed_scales(kwargs):
     with pytest.raises(ValueError, match="scale_rank=2 needs signed scales"):

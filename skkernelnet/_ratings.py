@@ -78,8 +78,7 @@ def as_ids(ids, name="user"):
         values = ids if isinstance(ids, np.ndarray) else np.asarray(ids, dtype=object)
     if values.ndim > 1 and not (values.ndim == 2 and values.shape[1] == 1):
         raise ValueError(
-            f"{name}s must be a 1-D sequence of {name} ids, got an array of shape "
-            f"{values.shape}."
+            f"{name}s must be a 1-D sequence of {name} ids, got an array of shape {values.shape}."
         )
     values = values.reshape(-1)
     if values.dtype == object and column is None:
@@ -118,9 +117,7 @@ def _check_ids(name, ids, column=None, where="X"):
         missing = np.isnan(ids) if ids.dtype.kind in "fc" else np.zeros(len(ids), bool)
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
-        raise ValueError(
-            f"{where} contains missing (None/NaN) {name} ids, first at row {row}."
-        )
+        raise ValueError(f"{where} contains missing (None/NaN) {name} ids, first at row {row}.")
     if ids.dtype.kind in "fc":
         infinite = ~np.isfinite(ids)
     elif ids.dtype.kind == "O":

@@ -67,6 +67,18 @@ def _to_torch_input(X, dtype, device, prepared=False):
     return torch.as_tensor(np.ascontiguousarray(X), dtype=dtype, device=device)
 
 
+def _check_one_label_type(labels):
+    """Reject labels that mix strings and numbers (they cannot be sorted into classes_)."""
+    labels = np.asarray(labels)
+    if labels.dtype == object:
+        kinds = {type(v).__name__ for v in labels.ravel()}
+        if len(kinds) > 1 and any(isinstance(v, str) for v in labels.ravel()):
+            raise ValueError(
+                f"Mix of label types in y ({', '.join(sorted(kinds))}): labels must be all "
+                "strings or all numbers."
+            )
+
+
 def _solver_is_adam(estimator):
     if estimator.solver != "adam":
         raise AttributeError(
@@ -721,11 +733,23 @@ default="rbf"
         )
 
     def _encode_targets(self, y, sample_weight, reset, classes=None):
+        _check_one_label_type(y)
         y_type = type_of_target(y, input_name="y")
         if y_type not in ("binary", "multiclass", "multilabel-indicator"):
+            hint = ""
+            if y_type.startswith("continuous"):
+                hint = (
+                    " y holds non-integer numbers; for a continuous target use KernelNetRegressor."
+                )
+            elif y_type == "unknown" and y.dtype == object and y.size:
+                kinds = sorted({type(v).__name__ for v in np.ravel(y)})
+                hint = (
+                    f" y is an object array of {', '.join(kinds)} values; labels must be "
+                    "strings, or numbers in a numeric array (e.g. y.astype(int))."
+                )
             raise ValueError(
                 f"Unknown label type: {y_type!r}; KernelNetClassifier supports "
-                "binary, multiclass and multilabel-indicator targets."
+                f"binary, multiclass and multilabel-indicator targets.{hint}"
             )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -735,6 +759,8 @@ default="rbf"
             if self._multilabel:
                 self.classes_ = np.arange(y.shape[1])
             else:
+                if classes is not None:
+                    _check_one_label_type(classes)
                 self._label_encoder = LabelEncoder().fit(y if classes is None else classes)
                 self.classes_ = self._label_encoder.classes_
                 if len(self.classes_) < 2:

@@ -28,6 +28,7 @@ import numbers
 import warnings
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -252,8 +253,7 @@ class EntryIndex:
     """
 
     def __init__(self, rows, cols, shape):
-        rows = torch.as_tensor(rows, dtype=torch.int64).reshape(-1)
-        cols = torch.as_tensor(cols, dtype=torch.int64).reshape(-1)
+        rows, cols = _as_indices(rows, "rows"), _as_indices(cols, "cols")
         n_rows, n_cols = (int(s) for s in shape)
         if rows.shape != cols.shape:
             raise ValueError(f"rows and cols differ in length: {rows.numel()} != {cols.numel()}.")
@@ -321,6 +321,16 @@ class EntryIndex:
             self.shape[::-1],
             check_invariants=False,
         )
+
+
+def _as_indices(values, name):
+    """Integer positions as a flat int64 tensor; refuses floats and booleans (no truncation)."""
+    tensor = values if isinstance(values, torch.Tensor) else torch.as_tensor(np.asarray(values))
+    if tensor.numel() and (
+        tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool
+    ):
+        raise TypeError(f"{name} must hold integer indices, got {tensor.dtype}.")
+    return tensor.to(torch.int64).reshape(-1)
 
 
 def _compressed(sorted_index, n):
@@ -765,6 +775,11 @@ class KernelLinear(nn.Module):
         True
         """
         self._check_input(input)
+        if len(input.shape) != 2:
+            raise ValueError(
+                f"forward_at needs a 2-D input of shape (n_samples, in_features), got shape "
+                f"{tuple(input.shape)}."
+            )
         if not isinstance(index, EntryIndex):
             rows, cols = index
             index = EntryIndex(rows, cols, (input.shape[0], self.out_features))
@@ -822,10 +837,27 @@ class KernelLinear(nn.Module):
         return float((self.weight == 0).float().mean())
 
     def _check_input(self, input):
+        if not isinstance(input, (torch.Tensor, SparseInput)):
+            raise TypeError(
+                f"input must be a torch.Tensor, got {type(input).__name__}; convert it "
+                f"with torch.as_tensor(x, dtype={self.u.dtype})."
+            )
         n_features = input.shape[-1]
         if n_features != self.in_features:
             raise ValueError(
                 f"input has {n_features} features, but KernelLinear expects {self.in_features}."
+            )
+        values = input.csr if isinstance(input, SparseInput) else input
+        if values.dtype != self.u.dtype:
+            raise TypeError(
+                f"input has dtype {values.dtype} but the layer's parameters are "
+                f"{self.u.dtype}: convert one, e.g. x.to({self.u.dtype}) or "
+                f"layer.to({values.dtype})."
+            )
+        if values.device != self.u.device:
+            raise ValueError(
+                f"input is on {values.device} but the layer is on {self.u.device}; move one "
+                "of them (x.to(device) or layer.to(device))."
             )
 
     def extra_repr(self):

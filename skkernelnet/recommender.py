@@ -611,7 +611,8 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_pairs, 2)
-            (user id, item id) pairs.
+            (user id, item id) pairs. Pairs may repeat and come in any order:
+            each row gets exactly the rating it gets when predicted alone.
         history : tuple (X_history, y_history), optional
             Ratings of users to fold in, as for ``fit``: ``X_history`` holds
             (user id, item id) pairs, ``y_history`` the ratings. Every pair of
@@ -790,7 +791,8 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         Parameters
         ----------
         users : array-like of shape (n_users,)
-            User ids.
+            User ids, in any order, repeated or not (each row of the result
+            is what that user alone gets); a missing id raises ``ValueError``.
         n : int, default=10
             Number of items per user (at most the number of items).
         exclude_seen : bool, default=True

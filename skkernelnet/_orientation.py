@@ -23,22 +23,24 @@ from .layers import (
 
 __all__ = ["OrientationView", "other_orientation", "rating_objective"]
 
-# Inference runs the network on blocks of exactly this many samples (the last one padded).
+# Inference runs the network on blocks of a fixed number of samples (the last one padded).
 # Matrix-product kernels are chosen by shape, and a product of 1 or 3 rows can round
 # differently from one of 300: with a fixed shape, a sample's result does not depend on
 # which other samples are computed with it, so a query gives the same number alone, in a
-# batch, repeated or reordered.
-_BLOCK_ROWS = 256
+# batch, repeated or reordered. Passes over the whole table use large blocks; passes over
+# the samples a query names use small ones, so that one query stays cheap.
+_TABLE_BLOCK = 256
+_QUERY_BLOCK = 16
 
 
-def _blocks(rows):
-    """``rows`` cut into blocks of ``_BLOCK_ROWS``, each padded by repeating its last row.
+def _blocks(rows, size):
+    """``rows`` cut into blocks of ``size``, each padded by repeating its last row.
 
     Yields ``(start, padded_rows, n_real)``: the block holds ``rows[start:start + n_real]``.
     """
-    for start in range(0, len(rows), _BLOCK_ROWS):
-        block = rows[start : start + _BLOCK_ROWS]
-        padded = np.empty(_BLOCK_ROWS, dtype=np.int64)
+    for start in range(0, len(rows), size):
+        block = rows[start : start + size]
+        padded = np.empty(size, dtype=np.int64)
         padded[: len(block)] = block
         padded[len(block) :] = block[-1]
         yield start, padded, len(block)
@@ -151,17 +153,17 @@ class OrientationView:
         pairs, pair_of_query = np.unique(rows * n_cols + cols, return_inverse=True)
         unique_rows, local_rows = np.unique(pairs // n_cols, return_inverse=True)
         index = EntryIndex(local_rows, pairs % n_cols, (len(unique_rows), n_cols))
-        hidden = self._hidden_tensor(unique_rows)
+        hidden = self._hidden_tensor(unique_rows, _QUERY_BLOCK)
         values = self.module.output_activation(
             self.module.layers[-1].forward_at(hidden, index.to(self.device))
         )
         out[:] = values.cpu().numpy()[pair_of_query.reshape(-1)]
         return out
 
-    def _hidden_tensor(self, rows):
+    def _hidden_tensor(self, rows, block_size):
         """Last hidden activations of the given samples as one dense tensor, block by block."""
         blocks = []
-        for _, padded, n_real in _blocks(rows):
+        for _, padded, n_real in _blocks(rows, block_size):
             hidden = self.module.hidden(self._input_rows(padded))
             if hidden.layout != torch.strided:  # no hidden layer: the input itself
                 hidden = hidden.to_dense()
@@ -175,7 +177,7 @@ class OrientationView:
     def codes(self, rows=None):
         """Last hidden activations of the network's samples (all of them by default)."""
         rows = np.arange(self.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
-        return self._hidden_tensor(rows).cpu().numpy()
+        return self._hidden_tensor(rows, _TABLE_BLOCK).cpu().numpy()
 
     def neuron_vectors(self):
         """First layer's input embedding ``u`` next to the last layer's output embedding ``v``."""
@@ -195,7 +197,7 @@ class OrientationView:
         if self.orientation == "item":
             codes = self.codes() if item_codes is None else item_codes
             codes = torch.as_tensor(codes, device=self.device)
-            for start, padded, n_real in _blocks(user_idx):
+            for start, padded, n_real in _blocks(user_idx, _QUERY_BLOCK):
                 cols = torch.as_tensor(padded, device=self.device)
                 # only the users' columns of the weight matrix, as many in every block
                 weight = kernel_weight(
@@ -210,7 +212,7 @@ class OrientationView:
                 block = self.module.output_activation(codes @ weight + bias).T
                 scores[start : start + n_real] = block[:n_real].cpu().numpy()
         else:
-            for start, padded, n_real in _blocks(user_idx):
+            for start, padded, n_real in _blocks(user_idx, _QUERY_BLOCK):
                 block = self.module(self._input_rows(padded))
                 scores[start : start + n_real] = block[:n_real].cpu().numpy()
         return scores

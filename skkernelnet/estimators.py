@@ -46,7 +46,7 @@ _BLOCK_ELEMENTS = 1 << 18
 
 def _block_rows(n_features):
     """Rows per inference block: 1024, fewer for wide inputs (about 2 MB of float64 per block)."""
-    return int(min(1024, max(8, _BLOCK_ELEMENTS // max(n_features, 1))))
+    return int(min(256, max(8, _BLOCK_ELEMENTS // max(n_features, 1))))
 
 
 def _padded_block(chunk, n_rows):

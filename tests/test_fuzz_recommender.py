@@ -77,27 +77,45 @@ def an_id(draw, known, kind):
     return draw(UNKNOWN_IDS[kind])
 
 
+def _typed_column(values, kind, style):
+    import pandas as pd
+
+    if style == "category":
+        return pd.Series(values).astype("category")
+    if kind == "int" and style == "nullable":
+        return pd.array(values, dtype="Int64")
+    if kind == "int":
+        return pd.Series(values)
+    if kind == "float":
+        return pd.array(values, dtype="Float64" if style == "nullable" else "float64")
+    return pd.array(values, dtype="string" if style == "nullable" else "str")
+
+
+def _is_hole(value):
+    return (
+        value is None
+        or type(value).__name__ == "NAType"
+        or (isinstance(value, float) and not np.isfinite(value))
+    )
+
+
 def _frame(columns, kinds, typed):
     import pandas as pd
 
     data = {}
     for name, values, kind in zip(("user", "item"), columns, kinds):
-        if not typed or kind == "mixed":
-            data[name] = pd.Series(values, dtype=object)
-            continue
-        style = typed[name]
-        if any(isinstance(v, float) and not np.isfinite(v) for v in values) and kind != "float":
-            style = "plain"  # a nullable-integer or string column cannot hold NaN or inf
-        if style == "category":
-            data[name] = pd.Series(values).astype("category")
-        elif kind == "int" and style == "nullable":
-            data[name] = pd.array(values, dtype="Int64")
-        elif kind == "int":
-            data[name] = pd.Series(values)
-        elif kind == "float":
-            data[name] = pd.array(values, dtype="Float64" if style == "nullable" else "float64")
-        else:
-            data[name] = pd.array(values, dtype="string" if style == "nullable" else "str")
+        column = None
+        if typed and kind != "mixed":
+            try:
+                column = _typed_column(values, kind, typed[name])
+            except (TypeError, ValueError, OverflowError):
+                pass  # this dtype cannot hold the hole
+            # a column that turned its hole into text ("inf", "nan") is not the case wanted
+            if column is not None and any(
+                _is_hole(v) and isinstance(c, str) for v, c in zip(values, list(column))
+            ):
+                column = None
+        data[name] = column if column is not None else pd.Series(values, dtype=object)
     return pd.DataFrame(data)
 
 
@@ -255,11 +273,11 @@ def user_cases(draw, model):
         users = draw(st.permutations(users)) if container != "row" else users
         problems.append("missing|NaN|infinite")
     if container == "ndarray":
-        users = np.array(users, dtype=object if kind == "mixed" else None)
+        users = np.array(users, dtype=object if kind == "mixed" or problems else None)
     elif container == "series":
         import pandas as pd
 
-        users = pd.Series(users, dtype=object if kind == "mixed" else None)
+        users = pd.Series(users, dtype=object if kind == "mixed" or problems else None)
     elif container == "column":
         users = np.array(users, dtype=object).reshape(-1, 1)
     elif container == "tuple":

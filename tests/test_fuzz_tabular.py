@@ -141,7 +141,7 @@ def feature_cases(draw, n_features=N_FEATURES, min_rows=0):
                 problems.append("string|could not convert|dtype")
         elif dtype in ("object", "str", "complex"):  # "str": numbers as text, e.g. from a CSV
             array = values.astype(dtype)
-            if dtype == "complex" and n:
+            if dtype == "complex":
                 problems.append("complex")
         elif dtype in ("float64", "float32"):
             array = values.astype(dtype)

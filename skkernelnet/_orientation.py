@@ -9,6 +9,8 @@ outputs, codes and scores for one orientation. It knows nothing of scikit-learn.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -30,7 +32,7 @@ __all__ = ["OrientationView", "other_orientation", "rating_objective"]
 # batch, repeated or reordered. Passes over the whole table use large blocks; passes over
 # the samples a query names use small ones, so that one query stays cheap.
 _TABLE_BLOCK = 256
-_QUERY_BLOCK = 16
+_QUERY_BLOCK = 64
 
 
 def _blocks(rows, size):
@@ -44,6 +46,17 @@ def _blocks(rows, size):
         padded[: len(block)] = block
         padded[len(block) :] = block[-1]
         yield start, padded, len(block)
+
+
+def _kernels_once(method):
+    """Run an inference method with each kernel matrix computed once, not once per block."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with reuse_kernel_matrices(self.module):
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 def rating_objective(network, ratings, index, target, alpha, kernel_alpha):
@@ -137,6 +150,7 @@ class OrientationView:
         return csr_from_scipy(self.ratings[rows], self.dtype, self.device)
 
     @torch.no_grad()
+    @_kernels_once
     def output_at(self, user_idx, item_idx):
         """Network output (a deviation from the offset) at known (user, item) indices.
 
@@ -174,6 +188,7 @@ class OrientationView:
         return torch.cat(blocks)
 
     @torch.no_grad()
+    @_kernels_once
     def codes(self, rows=None):
         """Last hidden activations of the network's samples (all of them by default)."""
         rows = np.arange(self.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
@@ -185,6 +200,7 @@ class OrientationView:
         return torch.cat([first.u, last.v], dim=1).detach().cpu().numpy()
 
     @torch.no_grad()
+    @_kernels_once
     def all_item_outputs(self, user_idx, item_codes=None):
         """Network outputs for every item of the given users, shape (n_users, n_items).
 

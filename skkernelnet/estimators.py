@@ -30,7 +30,7 @@ from sklearn.utils.validation import (
 )
 
 from ._base import BaseKernelNet, keeps_attributes_on_error, seeded
-from .layers import SparseInput, csr_from_scipy
+from .layers import SparseInput, csr_from_scipy, reuse_kernel_matrices
 from .networks import KernelNetwork
 from .positions import check_positions
 from .training import adam, lbfgs
@@ -430,15 +430,16 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
     def _forward_chunks(self, X, method):
         block = _block_rows(X.shape[1])
         outputs = []
-        for start in range(0, X.shape[0], block):
-            chunk = X[start : start + block]
-            n_real = chunk.shape[0]
-            chunk = _padded_block(chunk, block)
-            if sp.issparse(chunk):
-                x = _to_torch_input(chunk, self._dtype, self._device)
-            else:  # a copy: the same memory alignment for every block
-                x = torch.tensor(chunk, dtype=self._dtype, device=self._device)
-            outputs.append(method(x)[:n_real].cpu().numpy())
+        with reuse_kernel_matrices(self.module_):  # each kernel matrix once, not per block
+            for start in range(0, X.shape[0], block):
+                chunk = X[start : start + block]
+                n_real = chunk.shape[0]
+                chunk = _padded_block(chunk, block)
+                if sp.issparse(chunk):
+                    x = _to_torch_input(chunk, self._dtype, self._device)
+                else:  # a copy: the same memory alignment for every block
+                    x = torch.tensor(chunk, dtype=self._dtype, device=self._device)
+                outputs.append(method(x)[:n_real].cpu().numpy())
         return np.concatenate(outputs, axis=0)
 
     def _raw_output(self, X):

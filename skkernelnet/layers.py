@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 import warnings
 from contextlib import contextmanager
 
@@ -160,13 +161,21 @@ def csr_from_scipy(matrix, dtype=None, device=None):
     ).to(device)
 
 
+# Kernel matrices cached by reuse_kernel_matrices, per thread and per layer: the cache lives
+# outside the layers, so that a model serving several threads is never written to.
+_kernel_caches = threading.local()
+
+
 @contextmanager
 def reuse_kernel_matrices(module):
     """Compute each kernel matrix of ``module``'s KernelLinear layers at most once in a block.
 
     A training objective uses ``K(U, V)`` twice, in the weights and in the
-    kernel penalty; inside this block both uses share one tensor (and one
-    autograd node). Parameters must not change inside the block.
+    kernel penalty, and inference over many blocks of samples uses the weights
+    once per block; inside this block every use shares one tensor (and one
+    autograd node), for the kernel matrix and for the effective weight.
+    Parameters must not change inside the block. The cache is private to the
+    calling thread, and blocks may nest.
 
     Examples
     --------
@@ -175,14 +184,17 @@ def reuse_kernel_matrices(module):
     ...     layer.kernel_matrix() is layer.kernel_matrix()
     True
     """
-    layers = [m for m in module.modules() if isinstance(m, KernelLinear)]
-    for layer in layers:
-        layer.__dict__["_kernel_cache"] = {}
+    caches = getattr(_kernel_caches, "by_layer", None)
+    if caches is None:
+        caches = _kernel_caches.by_layer = {}
+    added = [id(m) for m in module.modules() if isinstance(m, KernelLinear) and id(m) not in caches]
+    for key in added:
+        caches[key] = {}
     try:
         yield module
     finally:
-        for layer in layers:
-            layer.__dict__.pop("_kernel_cache", None)
+        for key in added:
+            caches.pop(key, None)
 
 
 class _HalfSquaredNorm(torch.autograd.Function):
@@ -672,13 +684,17 @@ class KernelLinear(nn.Module):
         """The points ``v_j``, Tensor of shape (out_features, embedding_dim)."""
         return _concat_coordinates(self.output_positions, self.v)
 
+    def _reuse_cache(self):
+        caches = getattr(_kernel_caches, "by_layer", None)
+        return caches.get(id(self)) if caches else None
+
     def kernel_matrix(self):
         """``K(u, v)`` of shape (in_features, out_features), before gating or scaling.
 
         Inside :func:`reuse_kernel_matrices` it is computed once and shared by
         the forward pass and :meth:`regularization`.
         """
-        cache = self.__dict__.get("_kernel_cache")
+        cache = self._reuse_cache()
         if cache is None:
             return self.kernel(self.input_embeddings, self.output_embeddings)
         if "K" not in cache:
@@ -692,7 +708,10 @@ class KernelLinear(nn.Module):
         The transpose of :class:`torch.nn.Linear`'s ``weight`` layout, and not
         a Parameter: gradients reach ``u``, ``v``, ``W`` and the scales.
         """
-        return kernel_weight(
+        cache = self._reuse_cache()
+        if cache is not None and "weight" in cache:
+            return cache["weight"]
+        weight = kernel_weight(
             None,  # the points are read by kernel_matrix(), which may reuse a cached K
             None,
             lambda u, v: self.kernel_matrix(),
@@ -700,6 +719,9 @@ class KernelLinear(nn.Module):
             self.input_scale,
             self.output_scale,
         )
+        if cache is not None:
+            cache["weight"] = weight
+        return weight
 
     def forward(self, input):
         """``input @ weight + bias`` for a dense or sparse input (or :class:`SparseInput`).

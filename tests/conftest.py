@@ -1,11 +1,15 @@
+import os
+
 import pytest
 from hypothesis import HealthCheck, settings
+
+from skkernelnet.datasets import get_data_home
 
 # Property-based tests (hypothesis). "ci", the default, is reproducible: the same examples
 # on every run and machine (derandomize), sized so that the whole suite stays within its
 # CI budget. "thorough" draws fresh random examples, ten times as many, for a search by
 # hand: SKKERNELNET_HYPOTHESIS_PROFILE=thorough python -m pytest tests/test_fuzz_*.py
-# A failure prints the falsifying example; keep it as an @example of the test it broke.
+# A failure prints the falsifying example; keep it as a regular test beside the fuzz test.
 settings.register_profile(
     "ci",
     derandomize=True,
@@ -22,8 +26,6 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("SKKERNELNET_HYPOTHESIS_PROFILE", "ci"))
-
-from skkernelnet.datasets import get_data_home
 
 
 @pytest.fixture(scope="session")

@@ -196,7 +196,7 @@ def test_constructor_on_any_parameters(in_features, embedding_dim, kernel):
         assert torch.isfinite(layer.weight).all()
 
     check_call(
-        lambda: KernelLinear(in_features, 2, embedding_dim, kernel=kernel),
+        lambda: KernelLinear(in_features, 2, embedding_dim=embedding_dim, kernel=kernel),
         case,
         check,
         internal_names=LAYER_INTERNAL_NAMES,

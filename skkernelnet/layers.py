@@ -859,10 +859,12 @@ class KernelLinear(nn.Module):
         return float((self.weight == 0).float().mean())
 
     def _check_input(self, input):
+        # dtype and device of the layer (u is None when every input coordinate is given)
+        reference = self.u if self.u is not None else self.input_embeddings
         if not isinstance(input, (torch.Tensor, SparseInput)):
             raise TypeError(
                 f"input must be a torch.Tensor, got {type(input).__name__}; convert it "
-                f"with torch.as_tensor(x, dtype={self.u.dtype})."
+                f"with torch.as_tensor(x, dtype={reference.dtype})."
             )
         n_features = input.shape[-1]
         if n_features != self.in_features:
@@ -870,15 +872,15 @@ class KernelLinear(nn.Module):
                 f"input has {n_features} features, but KernelLinear expects {self.in_features}."
             )
         values = input.csr if isinstance(input, SparseInput) else input
-        if values.dtype != self.u.dtype:
+        if values.dtype != reference.dtype:
             raise TypeError(
                 f"input has dtype {values.dtype} but the layer's parameters are "
-                f"{self.u.dtype}: convert one, e.g. x.to({self.u.dtype}) or "
+                f"{reference.dtype}: convert one, e.g. x.to({reference.dtype}) or "
                 f"layer.to({values.dtype})."
             )
-        if values.device != self.u.device:
+        if values.device != reference.device:
             raise ValueError(
-                f"input is on {values.device} but the layer is on {self.u.device}; move one "
+                f"input is on {values.device} but the layer is on {reference.device}; move one "
                 "of them (x.to(device) or layer.to(device))."
             )
 

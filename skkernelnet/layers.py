@@ -730,11 +730,16 @@ class KernelLinear(nn.Module):
         occur (a mini-batch of text, say), only the rows of the weight of those
         features are computed, and only they receive a gradient: the cost
         follows the features present, not ``in_features``. This needs a
-        pairwise kernel (every kernel but a :class:`~skkernelnet.kernels.CallableKernel`).
+        pairwise kernel (every kernel but a :class:`~skkernelnet.kernels.CallableKernel`),
+        and is skipped inside :func:`reuse_kernel_matrices`, where the whole weight
+        is computed once anyway.
         """
         self._check_input(input)
         out = None
-        if not isinstance(input, SparseInput) and input.layout != torch.strided:
+        # Inside reuse_kernel_matrices the whole weight is computed once and shared, which
+        # also keeps a row's output independent of the features its batch happens to hold.
+        sparse = not isinstance(input, SparseInput) and input.layout != torch.strided
+        if sparse and self._reuse_cache() is None:
             out = self._sparse_rows_matmul(input)
         if out is None:
             out = _matmul(input, self.weight)

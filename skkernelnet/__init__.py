@@ -18,6 +18,7 @@ _LAZY = {
     "KernelNetClassifier": "skkernelnet.estimators",
     "KernelNetRegressor": "skkernelnet.estimators",
     "KernelCollaborativeFilter": "skkernelnet.recommender",
+    "KernelImplicitRecommender": "skkernelnet.implicit_feedback",
     "RatingBaseline": "skkernelnet.recommender",
     "fetch_movielens": "skkernelnet.datasets",
     "make_ratings": "skkernelnet.datasets",
@@ -33,6 +34,8 @@ _SUBMODULES = {
     "training",
     "estimators",
     "recommender",
+    "implicit_feedback",
+    "metrics",
     "datasets",
     "model_files",
 }

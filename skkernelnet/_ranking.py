@@ -13,7 +13,26 @@ from numbers import Integral
 
 import numpy as np
 
-__all__ = ["check_n", "top_n", "top_n_chunked", "rows_per_chunk"]
+__all__ = [
+    "BLOCK_ROWS",
+    "POPULARITY_WEIGHT",
+    "check_n",
+    "clip_n",
+    "cosine_neighbours",
+    "popularity_log_prior",
+    "rows_per_chunk",
+    "top_n",
+    "top_n_chunked",
+]
+
+# Rows of scores computed at once by the implicit recommender: bounds the memory of a
+# ranking pass to BLOCK_ROWS * n_items floats whatever the number of users asked for.
+BLOCK_ROWS = 1024
+
+# Default weight of the log-popularity prior in the rating model's ranking score
+# (predicted rating + weight * log popularity share), chosen by
+# benchmarks/choose_recommend_prior.py on a validation carve of ML-100K training data.
+POPULARITY_WEIGHT = 1.5
 
 # Scores held per chunk (float64): 4M entries, 32 MiB; a few temporaries of that
 # size exist at a time while a chunk is scored.
@@ -29,6 +48,14 @@ def check_n(n, n_candidates, what="items"):
             f"n={n} is larger than the number of {what} that can be returned ({n_candidates})."
         )
     return int(n)
+
+
+def clip_n(n, n_candidates):
+    """Validate ``n`` (a positive integer) and clip it to the number of candidates: the
+    implicit recommender pads its lists with ``-inf`` instead of refusing a large ``n``."""
+    if not isinstance(n, Integral) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}.")
+    return min(int(n), int(n_candidates))
 
 
 def rows_per_chunk(n_cols):
@@ -73,3 +100,37 @@ def top_n_chunked(score_rows, n_rows, n_cols, n):
         rows = np.arange(start, min(start + step, n_rows))
         top[rows], values[rows] = top_n(score_rows(rows), n)
     return top, values
+
+
+def cosine_neighbours(vectors, query, n, exclude_self=True):
+    """The ``n`` rows of ``vectors`` most cosine-similar to each row index in ``query``.
+
+    Exact (every pair is scored), in blocks of queries.
+
+    Returns
+    -------
+    neighbours : ndarray of int of shape (n_queries, n)
+    similarities : ndarray of float of shape (n_queries, n)
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / np.where(norms > 0, norms, 1.0)
+    query = np.asarray(query, dtype=np.int64)
+    n = min(n, len(vectors) - (1 if exclude_self else 0))
+    out_idx = np.empty((len(query), n), dtype=np.int64)
+    out_sim = np.empty((len(query), n), dtype=np.float64)
+    for start in range(0, len(query), BLOCK_ROWS):
+        rows = query[start : start + BLOCK_ROWS]
+        sims = unit[rows] @ unit.T
+        if exclude_self:
+            sims[np.arange(len(rows)), rows] = -np.inf
+        idx, val = top_n(sims, n)
+        out_idx[start : start + len(rows)] = idx
+        out_sim[start : start + len(rows)] = val
+    return out_idx, out_sim
+
+
+def popularity_log_prior(item_counts, n_users):
+    """``log`` of each item's share of users who interacted with it (add-one smoothed)."""
+    counts = np.asarray(item_counts, dtype=np.float64)
+    return np.log((counts + 1.0) / (n_users + 1.0))

@@ -31,7 +31,7 @@ from ._checkpoint import data_digest
 from ._data_parallel import data_parallel_objective
 from ._fold_in import FoldedHistory, fill_folded, network_mask
 from ._orientation import OrientationView, other_orientation, rating_objective
-from ._ranking import check_n, top_n_chunked
+from ._ranking import POPULARITY_WEIGHT, check_n, popularity_log_prior, top_n_chunked
 from ._rating_training import (
     DEFAULT_NETWORK_WEIGHTS,
     BlendedValidation,
@@ -781,8 +781,19 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         names = [f"user{k}" for k in range(n_user)] + [f"item{k}" for k in range(n_item)]
         return np.asarray(names, dtype=object)
 
-    def recommend(self, users, n=10, exclude_seen=True, history=None):
-        """Top-``n`` items for each user by predicted rating.
+    def recommend(
+        self, users, n=10, exclude_seen=True, history=None, popularity_weight=POPULARITY_WEIGHT
+    ):
+        """Top-``n`` items for each user by predicted rating and popularity.
+
+        A rating model predicts how much a user would like an item *if* they
+        watched it; ranking by that alone puts obscure items with a few
+        enthusiastic raters on top, and does worse than recommending the most
+        popular items. The ranking score is therefore ``predicted rating +
+        popularity_weight * log(share of training users who rated the item)``:
+        the log of a popularity prior on interacting with the item, traded
+        against the predicted rating (see the user guide, "Implicit feedback and
+        top-N", for the validation behind the default).
 
         Scores are computed for a bounded chunk of users at a time, so that
         recommending for every user of a large catalogue never holds a
@@ -800,19 +811,23 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         history : tuple (X_history, y_history), optional
             Ratings of users to fold in, as for :meth:`predict`: their items
             are ranked by the predictions folded in from these ratings.
+        popularity_weight : float, default=1.5
+            Weight of the log-popularity prior, in rating units; 0 ranks by
+            predicted rating alone.
 
         Returns
         -------
         items : ndarray of shape (n_users, n)
             Item ids, best first.
         scores : ndarray of shape (n_users, n)
-            Their predicted ratings (not clipped, so that ranks are not tied at
-            the top of the scale). ``-inf`` marks padding when a user has
-            fewer than ``n`` unseen items. A user unseen in fit and without a
-            history gets the popularity list under
-            ``handle_unknown="fallback"``: the items with the highest baseline
-            rating ``global_mean_ + item_bias_`` (a shrunken mean rating), the
-            same for every such user.
+            Their ranking scores: the predicted rating (not clipped, so that
+            ranks are not tied at the top of the scale) plus the weighted
+            log-popularity. ``-inf`` marks padding when a user has fewer than
+            ``n`` unseen items. A user unseen in fit and without a history gets
+            the popularity list under ``handle_unknown="fallback"``: the items
+            with the highest baseline rating ``global_mean_ + item_bias_`` (a
+            shrunken mean rating) plus the same prior, the same for every such
+            user.
 
         Examples
         --------
@@ -847,6 +862,13 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
         views = self._views
         # codes of every item, computed once for all chunks (item-based view)
         item_codes = [v.codes() if v.orientation == "item" else None for v in views]
+        if not isinstance(popularity_weight, Real) or not np.isfinite(popularity_weight):
+            raise ValueError(
+                f"popularity_weight must be a finite number, got {popularity_weight!r}."
+            )
+        prior = popularity_weight * popularity_log_prior(
+            np.bincount(self._ratings.indices, minlength=n_items), len(self.user_ids_)
+        )
         popularity = self.global_mean_ + self.item_bias_
 
         def score_rows(rows):
@@ -868,7 +890,7 @@ class KernelCollaborativeFilter(RegressorMixin, TransformerMixin, BaseKernelNet)
                 if exclude_seen:
                     seen = folded.seen(positions, n_items)[inverse].tocoo()
                     block[with_history[seen.row], seen.col] = -np.inf
-            return block
+            return block + prior
 
         top, scores = top_n_chunked(score_rows, len(users), n_items, n)
         return self.item_ids_[top], scores

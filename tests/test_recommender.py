@@ -425,7 +425,7 @@ def test_recommend(fitted, ratings):
         assert not seen & set(row)
     with_seen, _ = fitted.recommend(users, n=5, exclude_seen=False)
     assert with_seen.shape == (3, 5)
-    cold, cold_scores = fitted.recommend([123456], n=3)
+    cold, cold_scores = fitted.recommend([123456], n=3, popularity_weight=0.0)
     top_baseline = fitted.item_ids_[np.argsort(-fitted.item_bias_)[:3]]
     np.testing.assert_array_equal(cold[0], top_baseline)
     with pytest.raises(ValueError, match="n must be a positive integer"):
@@ -434,11 +434,29 @@ def test_recommend(fitted, ratings):
 
 def test_recommend_scores_agree_with_predict(fitted):
     user = fitted.user_ids_[1]
-    items, scores = fitted.recommend([user], n=4, exclude_seen=False)
+    items, scores = fitted.recommend([user], n=4, exclude_seen=False, popularity_weight=0.0)
     pairs = np.column_stack([np.full(4, user), items[0]])
     np.testing.assert_allclose(
         np.clip(scores[0], *fitted.rating_range_), fitted.predict(pairs), rtol=1e-5
     )
+
+
+def test_recommend_popularity_prior(fitted, ratings):
+    X, _ = ratings
+    user = fitted.user_ids_[2]
+    n_items, n_users = len(fitted.item_ids_), len(fitted.user_ids_)
+    raw_items, raw = fitted.recommend([user], n=n_items, exclude_seen=False, popularity_weight=0)
+    items, scores = fitted.recommend([user], n=n_items, exclude_seen=False, popularity_weight=2.0)
+    counts = {i: np.sum(X[:, 1] == i) for i in fitted.item_ids_}
+    expected = dict(zip(raw_items[0], raw[0]))
+    for item, score in zip(items[0], scores[0]):
+        prior = np.log((counts[item] + 1) / (n_users + 1))
+        assert score == pytest.approx(expected[item] + 2.0 * prior, rel=1e-6)
+    # a huge weight ranks by popularity
+    top, _ = fitted.recommend([user], n=3, exclude_seen=False, popularity_weight=1e6)
+    assert [counts[i] for i in top[0]] == sorted(counts.values(), reverse=True)[:3]
+    with pytest.raises(ValueError, match="popularity_weight must be a finite number"):
+        fitted.recommend([user], popularity_weight=np.nan)
 
 
 def test_transform_embeddings(fitted, ratings):

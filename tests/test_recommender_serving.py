@@ -123,15 +123,16 @@ def test_fold_in_users_are_independent_and_order_free(fitted, ratings):
 def test_fold_in_recommend_excludes_history_and_matches_predict(fitted, ratings):
     X, y = ratings
     history = history_of(X, y, fitted.user_ids_[4])
+    # popularity_weight=0: the scores are the predicted ratings themselves
     items, scores = fitted.recommend(["new", fitted.user_ids_[0], "stranger"], n=5,
-                                     history=history)
+                                     history=history, popularity_weight=0.0)
     assert not set(history[0][:, 1]) & set(items[0])
     pairs = np.array([["new", i] for i in items[0]], dtype=object)
     np.testing.assert_allclose(
         np.clip(scores[0], *fitted.rating_range_), fitted.predict(pairs, history=history),
         rtol=1e-6,
     )
-    popular, _ = fitted.recommend(["stranger"], n=5)
+    popular, _ = fitted.recommend(["stranger"], n=5, popularity_weight=0.0)
     np.testing.assert_array_equal(items[2], popular[0])
     assert fitted.fallback_mask(pairs, history=history).sum() == 0
     assert fitted.fallback_mask(pairs).all()

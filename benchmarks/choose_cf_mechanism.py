@@ -1,9 +1,9 @@
 """Validation runs behind KernelCollaborativeFilter's data-dependent defaults.
 
-Every number here comes from TRAINING ratings only: for each protocol of
-``bench_sparse_suite.py`` this script takes the training part of split 0 (for
-``ml-1m``: folds 0-6 only, never the test folds 7-9; for ``ml-100k-u1``:
-``u1.base``), holds out 10% of it at random (seed 100) as validation ratings,
+Every number here comes from ML-1M folds 0-6 only, never from the test folds 7-9
+of ``bench_sparse_suite.py``: for each ML-1M-derived protocol this script takes
+its development version (``protocol_splits(..., development=True)``), holds
+out 10% of it at random (seed 100) as validation ratings,
 fits each candidate on the rest and reports the validation RMSE next to the
 user+item bias baseline fitted on the same ratings.
 
@@ -28,28 +28,26 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, data_home, markdown_table, write_results  # noqa: E402
-from bench_sparse_suite import ML1M_FOLD_SEED, PROTOCOLS, protocol_splits, rmse  # noqa: E402
+from bench_sparse_suite import ML1M_PROTOCOLS, PROTOCOLS, protocol_splits, rmse  # noqa: E402
 
 from skkernelnet import KernelCollaborativeFilter, RatingBaseline  # noqa: E402
-from skkernelnet.datasets import fetch_movielens  # noqa: E402
 
 NAME = "choose_cf_mechanism"
 
 
 def development_data(protocol, home):
-    """The ratings a protocol lets us choose on: training data of split 0, no test fold."""
-    if protocol == "ml-1m":
-        data = fetch_movielens("1m", data_home=home)
-        folds = np.random.default_rng(ML1M_FOLD_SEED).permutation(len(data.target)) % 10
-        keep = folds < 7
-        return data.data[keep], data.target[keep]
-    _, X_train, y_train, _, _ = next(iter(protocol_splits(protocol, 1, home)))
-    return X_train, y_train
+    """The ratings a protocol lets us choose on: its development version (folds 0-6)."""
+    _, X_train, y_train, X_test, y_test = next(
+        iter(protocol_splits(protocol, 1, home, development=True))
+    )
+    return np.concatenate([X_train, X_test]), np.concatenate([y_train, y_test])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--protocols", nargs="+", default=PROTOCOLS, choices=PROTOCOLS)
+    parser.add_argument(
+        "--protocols", nargs="+", default=list(ML1M_PROTOCOLS), choices=ML1M_PROTOCOLS
+    )
     parser.add_argument("--candidates", nargs="+", default=["{}"])
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)

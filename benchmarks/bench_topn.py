@@ -253,15 +253,18 @@ def evaluate(method, split, params, seed):
     model = getattr(recommend, "model", None)
     if model is not None:
         result["n_iter"], result["best_iter"] = model.n_iter_, model.best_iter_
+        for name in ("network_weight_", "item_item_alpha_", "item_item_validation_"):
+            if hasattr(model, name):
+                result[name.rstrip("_")] = getattr(model, name)
     return result
 
 
 def select(method, split, seed, log, grid):
     """Best candidate of ``grid`` by NDCG@10 on a validation carve of the training part.
 
-    Our implicit model's candidates pick their epoch by early stopping on their own
-    training interactions; the winner is refitted on the whole training part for
-    that many epochs, without holding anything out.
+    The winner is refitted on the whole training part. Our implicit model, with
+    its defaults, also holds out a share of its training interactions to pick
+    its epoch, the item-item penalty and the blend weight, in every fit.
     """
     if len(grid) == 1:
         return grid[0], []
@@ -274,10 +277,7 @@ def select(method, split, seed, log, grid):
         log(f"    {method} {params}: validation NDCG@10 {result['ndcg']:.4f}"
             + (f" (epoch {result['best_iter']})" if "best_iter" in result else ""))
     best = max(trials, key=lambda t: t["val_ndcg"])
-    params = best["params"]
-    if method == "ours_implicit":
-        params = {**params, "early_stopping": False, "max_iter": max(1, best["best_iter"])}
-    return params, trials
+    return best["params"], trials
 
 
 # -- driver -------------------------------------------------------------------------------------

@@ -23,7 +23,9 @@ from sklearn.base import TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from . import _item_item
 from ._base import BaseKernelNet, seeded
+from ._item_item import ndcg_sum
 from ._ranking import BLOCK_ROWS, clip_n, cosine_neighbours, top_n
 from ._ratings import as_pairs, factorize, lookup
 from .layers import KernelLinear, SparseInput, _matmul, csr_from_scipy, reuse_kernel_matrices
@@ -105,6 +107,9 @@ class ImplicitAutoencoder(torch.nn.Module):
         super().__init__()
         self.deep = deep
         self.shortcut = shortcut
+        # The closed-form item-item model blended with the network's ranking (see
+        # skkernelnet._item_item); fixed after fit, never trained by gradient.
+        self.register_buffer("item_item", None)
 
     @property
     def layers(self):
@@ -154,7 +159,17 @@ class KernelImplicitRecommender(TransformerMixin, BaseKernelNet):
     with the best NDCG@10 on them (training items excluded from the ranking)
     is kept.
 
-    A new user needs no refit: their history is the network's input, so
+    The ranking blends the network with a closed-form item-to-item model
+    (``item_item``; EASE, Steck 2019: ridge regression of each item on the
+    others, no item explaining itself): both paths' scores are standardised
+    per user and mixed with the network's weight ``network_weight_``, which,
+    like the item-item penalty, is chosen by NDCG@10 on the held-out
+    interactions (weight 1 is the network alone, 0 the item-item model
+    alone). The network brings a low-dimensional code of the whole history,
+    the item-item model exact co-occurrences; see the user guide for what
+    each contributes on MovieLens.
+
+    A new user needs no refit: their history is the input of both paths, so
     ``recommend(history=...)`` and :meth:`fold_in` are one forward pass.
 
     Parameters
@@ -173,6 +188,16 @@ class KernelImplicitRecommender(TransformerMixin, BaseKernelNet):
         Share of each training history's interactions dropped from the input
         in every epoch (the denoising that keeps the model from copying its
         input).
+    shortcut : bool, default=False
+        Add a trainable kernelized item-to-item layer (zero diagonal) to the
+        network's output, trained with it.
+    item_item : bool or "auto", default="auto"
+        Blend the network's ranking with the closed-form item-item model.
+        "auto" does so when ``early_stopping`` is on (the penalty and the
+        blend weight are chosen on its held-out interactions) and the
+        catalogue has at most 20,000 items (the model is an ``n_items x
+        n_items`` float matrix, fitted by a dense factorisation). ``True``
+        with ``early_stopping=False`` raises.
     alpha : float, default=0.01
         L2 penalty ``alpha * sum_l 1/2 ||W_l||^2`` on the free weights, added to
         the mean per-user negative log-likelihood of each mini-batch.
@@ -217,8 +242,17 @@ class KernelImplicitRecommender(TransformerMixin, BaseKernelNet):
         The catalogue: every item seen in fit.
     item_popularity_ : ndarray of shape (n_items,)
         Number of users who interacted with each item (the fallback ranking).
-    module_ : KernelNetwork
-        The autoencoder.
+    module_ : ImplicitAutoencoder
+        The autoencoder; its buffer ``item_item`` holds the item-item weights
+        (``None`` when the ranking uses the network alone).
+    network_weight_ : float
+        Weight of the network's standardised scores in the ranking (1.0: the
+        network alone; 0.0: the item-item model alone).
+    item_item_alpha_ : float or None
+        Ridge penalty of the item-item model (``None`` without it).
+    item_item_validation_ : dict
+        Held-out NDCG@10 of each penalty tried (``"alpha"``) and of each blend
+        weight (``"network_weight"``); empty without the item-item path.
     n_iter_, loss_curve_, best_loss_, validation_scores_, best_validation_score_
         As for the other estimators; validation scores are NDCG@10.
 
@@ -254,6 +288,7 @@ class KernelImplicitRecommender(TransformerMixin, BaseKernelNet):
         **BaseKernelNet._parameter_constraints,
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "shortcut": ["boolean"],
+        "item_item": ["boolean", StrOptions({"auto"})],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "handle_unknown": [StrOptions({"fallback", "error"})],
@@ -269,6 +304,7 @@ class KernelImplicitRecommender(TransformerMixin, BaseKernelNet):
         activation="tanh",
         dropout=0.5,
         shortcut=False,
+        item_item="auto",
         alpha=0.01,
         kernel_alpha=0.0,
         batch_size="auto",
@@ -308,6 +344,7 @@ class KernelImplicitRecommender(TransformerMixin, BaseKernelNet):
         )
         self.dropout = dropout
         self.shortcut = shortcut
+        self.item_item = item_item
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
         self.handle_unknown = handle_unknown
@@ -364,6 +401,10 @@ class KernelImplicitRecommender(TransformerMixin, BaseKernelNet):
     def _network_input(self, rows):
         """Normalised histories as a torch CSR tensor."""
         return csr_from_scipy(_normalise_rows(rows), self._dtype, self._device)
+
+    def _raw_input(self, rows):
+        """Histories as they are (the item-item model's input) as a torch CSR tensor."""
+        return csr_from_scipy(sp.csr_matrix(rows), self._dtype, self._device)
 
     # -- fitting -------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
@@ -471,33 +512,109 @@ class KernelImplicitRecommender(TransformerMixin, BaseKernelNet):
             validate=validate,
         )
         module.eval()
+        self._fit_item_item(train, val, matrix)
         return self
 
+    def _item_item_enabled(self, n_items):
+        if self.item_item == "auto":
+            return self.early_stopping and n_items <= _item_item.MAX_ITEMS
+        if self.item_item and not self.early_stopping:
+            raise ValueError(
+                "item_item=True needs early_stopping=True: the item-item penalty and the "
+                "blend weight are chosen on the held-out interactions."
+            )
+        return bool(self.item_item)
+
     @torch.no_grad()
-    def _heldout_ndcg(self, train, val, users, k=_VALIDATION_K):
-        """NDCG@k of the held-out items, each user's training items excluded from the ranking."""
-        discount = 1.0 / np.log2(np.arange(2, k + 2))
-        ideal = np.cumsum(discount)
-        total = 0.0
+    def _fit_item_item(self, train, val, matrix):
+        """Fit the item-item path and its blend weight on the held-out interactions.
+
+        The penalty is chosen by NDCG@10 of the item-item model alone on the
+        held-out interactions (a coarse grid, then its best point's neighbours),
+        then the network's weight in the blend from :data:`NETWORK_WEIGHTS`
+        (0 included: the item-item model alone); the item-item model is then
+        refitted on all interactions with the chosen penalty.
+        """
+        module = self.module_
+        module.item_item = None
+        self.item_item_alpha_ = None
+        self.network_weight_ = 1.0
+        self.item_item_validation_ = {}
+        if not self._item_item_enabled(matrix.shape[1]):
+            return
+        val_users = np.flatnonzero(np.diff(val.indptr))
+        system = _item_item.ItemItemSystem(train)
+
+        def linear_scores(weights):
+            return lambda rows: [_matmul(self._raw_input(rows), weights)]
+
+        tried = {}
+        for refine in (None, True):
+            around = max(tried, key=tried.get) if refine else None
+            for lam in system.lambda_candidates(around):
+                if lam not in tried:
+                    weights = system.weights(lam, self._dtype).to(self._device)
+                    scores = self._heldout_ndcg(train, val, val_users, linear_scores(weights))
+                    tried[lam] = scores[0]
+        lam = max(tried, key=tried.get)
+        weights = system.weights(lam, self._dtype).to(self._device)
+        del system
+
+        def blends(rows):
+            network, linear = self._logits(rows), _matmul(self._raw_input(rows), weights)
+            return [_item_item.blend(network, linear, w) for w in _item_item.NETWORK_WEIGHTS]
+
+        by_weight = self._heldout_ndcg(train, val, val_users, blends)
+        best = int(np.argmax(by_weight))
+        self.network_weight_ = float(_item_item.NETWORK_WEIGHTS[best])
+        self.item_item_alpha_ = float(lam)
+        self.item_item_validation_ = {
+            "alpha": {float(a): float(v) for a, v in sorted(tried.items())},
+            "network_weight": {
+                float(w): float(v) for w, v in zip(_item_item.NETWORK_WEIGHTS, by_weight)
+            },
+        }
+        if self.network_weight_ < 1.0:
+            module.item_item = (
+                _item_item.ItemItemSystem(matrix).weights(lam, self._dtype).to(self._device)
+            )
+
+    @torch.no_grad()
+    def _heldout_ndcg(self, train, val, users, score_rows=None, k=_VALIDATION_K):
+        """NDCG@k of the held-out items, each user's training items excluded from the ranking.
+
+        ``score_rows(rows)`` gives a list of score tensors (one per ranking
+        compared) for rows of histories; the default is the network alone.
+        Returns one mean NDCG per ranking (a float for the default).
+        """
+        single = score_rows is None
+        if single:
+            score_rows = lambda rows: [self._logits(rows)]  # noqa: E731
+        totals = None
         for start in range(0, len(users), BLOCK_ROWS):
             block = users[start : start + BLOCK_ROWS]
-            scores = self._logits(train[block])
-            seen = train[block].tocoo()
-            scores[seen.row, seen.col] = -torch.inf
-            top = torch.topk(scores, min(k, scores.shape[1]), dim=1).indices.cpu().numpy()
-            truth = val[block]
-            hits = np.take_along_axis(truth.toarray() > 0, top, axis=1)
-            n_relevant = np.diff(truth.indptr)
-            total += float(
-                (
-                    (hits * discount[: hits.shape[1]]).sum(1) / ideal[np.minimum(n_relevant, k) - 1]
-                ).sum()
-            )
-        return total / len(users)
+            seen, truth = train[block], val[block]
+            sums = [ndcg_sum(scores, seen, truth, k) for scores in score_rows(seen)]
+            totals = sums if totals is None else [a + b for a, b in zip(totals, sums)]
+        means = [t / len(users) for t in totals]
+        return means[0] if single else means
 
     def _logits(self, rows):
         """Network outputs (a torch tensor on the device) for rows of histories."""
         return self.module_(SparseInput(self._network_input(rows)))
+
+    def _ranking_scores(self, rows):
+        """The ranking score of every item for rows of histories (a torch tensor).
+
+        The network's log-probabilities, or, with the item-item path, the blend
+        of both paths' standardised scores.
+        """
+        logits = self._logits(rows)
+        weights = getattr(self.module_, "item_item", None)
+        if weights is None:
+            return torch.log_softmax(logits, dim=1)
+        linear = _matmul(self._raw_input(rows), weights)
+        return _item_item.blend(logits, linear, self.network_weight_)
 
     # -- inference -------------------------------------------------------------------------
     def _history_matrix(self, history):
@@ -575,8 +692,11 @@ class KernelImplicitRecommender(TransformerMixin, BaseKernelNet):
         items : ndarray of shape (n_users, n)
             Item ids, best first.
         scores : ndarray of shape (n_users, n)
-            Log-probability of each item under the model's softmax over the
-            catalogue (the popularity share for users unseen in fit);
+            Ranking score of each item: the blend of the standardised network
+            and item-item scores, or, when the network ranks alone
+            (``network_weight_ == 1``), the log-probability of each item under
+            its softmax over the catalogue (the log popularity share for users
+            unseen in fit);
             ``-inf`` marks padding when a user has fewer than ``n`` items
             left.
         """
@@ -601,8 +721,8 @@ class KernelImplicitRecommender(TransformerMixin, BaseKernelNet):
             scores = np.tile(prior, (len(block), 1))
             if known.any():
                 rows = matrix[block[known]]
-                logits = torch.log_softmax(self._logits(rows), dim=1)
-                scores[known] = logits.cpu().numpy().astype(np.float64)
+                ranking = self._ranking_scores(rows)
+                scores[known] = ranking.cpu().numpy().astype(np.float64)
                 if exclude_seen:
                     seen = rows.tocoo()
                     scores[np.flatnonzero(known)[seen.row], seen.col] = -np.inf

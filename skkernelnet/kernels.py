@@ -73,8 +73,43 @@ def squared_distances(U, V):
     tensor([[25.,  0.]])
     """
     u_sq = (U * U).sum(dim=1, keepdim=True)
-    v_sq = (V * V).sum(dim=1).unsqueeze(0)
+    v_sq = (V * V).sum(dim=1)  # broadcast as a row
     return torch.addmm(u_sq + v_sq, U, V.T, alpha=-2.0).clamp_min_(0.0)
+
+
+# Above this many kernel entries, the embedding gradients of a distance kernel take the
+# row or column sums they need from the same matrix product (an extra column of ones):
+# one pass over the large matrix instead of two. Below it, operations are what costs.
+_ONE_PASS_ENTRIES = 1 << 16
+
+
+def _distance_kernel_grads(S, U, V, scale, needs_U, needs_V):
+    """``scale * (S @ V - U * rowsum(S))`` and ``scale * (S.T @ U - V * colsum(S))``.
+
+    The gradients of ``U`` and ``V`` (None where not needed) through a kernel of the
+    squared distances, ``K_ij = f(||u_i - v_j||^2)``, for ``S = -grad_K * f'(D) * 2 /
+    scale``: with ``dD_ij / du_i = 2 (u_i - v_j)``, the gradient of ``u_i`` is ``scale *
+    sum_j S_ij (v_j - u_i)``. ``S`` is a temporary of the caller: it is scaled in place
+    (one operation instead of one per gradient; exact for the usual scale 2).
+    """
+    S.mul_(scale)
+    grad_U = grad_V = None
+    one_pass = S.numel() >= _ONE_PASS_ENTRIES
+    if needs_U:
+        if one_pass:
+            prod = S @ torch.cat([V, V.new_ones(V.shape[0], 1)], dim=1)  # [S @ v, rowsum(S)]
+            product, sums = prod[:, :-1], prod[:, -1:]
+        else:
+            product, sums = S @ V, S.sum(1, keepdim=True)
+        grad_U = torch.addcmul(product, U, sums, value=-1.0)
+    if needs_V:
+        if one_pass:
+            prod = S.T @ torch.cat([U, U.new_ones(U.shape[0], 1)], dim=1)  # [S^T @ u, colsum]
+            product, sums = prod[:, :-1], prod[:, -1:]
+        else:
+            product, sums = S.T @ U, S.sum(0).unsqueeze(1)
+        grad_V = torch.addcmul(product, V, sums, value=-1.0)
+    return grad_U, grad_V
 
 
 def _check_positive(name, value, *, allow_none=False):
@@ -136,6 +171,47 @@ class Kernel(nn.Module):
 
     def forward(self, U, V):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def gated(self, U, V, W):
+        """``W * K(U, V)``, element-wise: the effective weight of a gated layer.
+
+        Kernels with a hand-written backward (RBF, finite support) compute it
+        as one autograd node, which a training step on a small network, bound by
+        per-operation overhead, needs a little less time for; the values and
+        gradients are those of ``W * self(U, V)``.
+
+        Parameters
+        ----------
+        U : Tensor of shape (n_in, d)
+        V : Tensor of shape (n_out, d)
+        W : Tensor of shape (n_in, n_out)
+
+        Returns
+        -------
+        Tensor of shape (n_in, n_out)
+
+        Examples
+        --------
+        >>> import torch
+        >>> U, V, W = torch.randn(3, 2), torch.randn(4, 2), torch.randn(3, 4)
+        >>> kernel = RBFKernel(gamma=0.5)
+        >>> torch.equal(kernel.gated(U, V, W), W * kernel(U, V))
+        True
+        """
+        written = self._written_out()
+        if written is None:
+            return W * self(U, V)
+        return _Gated.apply(U, V, W, *written)
+
+    def _written_out(self):
+        """``(function, hyperparameter)`` when the kernel's values and gradients are written out.
+
+        ``function.values(U, V, hyperparameter)`` is the kernel matrix and
+        ``function.embedding_grads(U, V, K, hyperparameter, grad_K, needs_U, needs_V)``
+        the gradients of ``U`` and ``V`` (see :class:`_RBF`); None otherwise, also for
+        a subclass that replaces ``forward``.
+        """
+        return None
 
     @property
     def hyperparameters(self):
@@ -288,19 +364,32 @@ class RBFKernel(Kernel):
     def forward(self, U, V):
         return _RBF.apply(U, V, self.gamma)
 
+    def _written_out(self):
+        return (_RBF, self.gamma) if type(self).forward is RBFKernel.forward else None
+
 
 class _RBF(torch.autograd.Function):
     """``exp(-gamma ||u - v||^2)`` with a hand-written backward.
 
     One autograd node instead of about ten: a mini-batch step of a small
     network is bound by per-operation overhead, and the kernel matrix is
-    recomputed at every step. The backward gets each embedding's gradient and
-    the row or column sums it needs from one product (see :class:`_FiniteSupport`).
+    recomputed at every step. The backward needs few operations on a small
+    kernel matrix and one pass over a large one (:func:`_distance_kernel_grads`).
+    ``values`` and ``embedding_grads`` are shared with :class:`_Gated`.
     """
 
     @staticmethod
+    def values(U, V, gamma):
+        return squared_distances(U, V).mul_(-gamma).exp_()
+
+    @staticmethod
+    def embedding_grads(U, V, K, gamma, grad_K, needs_U, needs_V):
+        # dK/du_i = 2 gamma (v_j - u_i) K
+        return _distance_kernel_grads(grad_K * K, U, V, 2.0 * gamma, needs_U, needs_V)
+
+    @staticmethod
     def forward(ctx, U, V, gamma):
-        K = squared_distances(U, V).mul_(-gamma).exp_()
+        K = _RBF.values(U, V, gamma)
         ctx.save_for_backward(U, V, K)
         ctx.gamma = gamma
         return K
@@ -308,19 +397,36 @@ class _RBF(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_K):
         U, V, K = ctx.saved_tensors
-        # dK/du_i = 2 gamma (v_j - u_i) K
-        weighted = grad_K * K
-        two_gamma = 2.0 * ctx.gamma
+        needs_U, needs_V = ctx.needs_input_grad[:2]
+        return *_RBF.embedding_grads(U, V, K, ctx.gamma, grad_K, needs_U, needs_V), None
+
+
+class _Gated(torch.autograd.Function):
+    """``W * K(U, V)`` as one autograd node, for a kernel Function such as :class:`_RBF`.
+
+    ``function.values(U, V, hyperparameter)`` gives ``K`` and
+    ``function.embedding_grads(U, V, K, hyperparameter, grad_K, needs_U, needs_V)``
+    the gradients of ``U`` and ``V``. The same operations as ``W * function.apply(U,
+    V, hyperparameter)``, without the product's node: values and gradients are equal.
+    """
+
+    @staticmethod
+    def forward(ctx, U, V, W, function, hyperparameter):
+        K = function.values(U, V, hyperparameter)
+        ctx.save_for_backward(U, V, W, K)
+        ctx.function, ctx.hyperparameter = function, hyperparameter
+        return W * K
+
+    @staticmethod
+    def backward(ctx, grad):
+        U, V, W, K = ctx.saved_tensors
+        needs_U, needs_V, needs_W = ctx.needs_input_grad[:3]
         grad_U = grad_V = None
-        if ctx.needs_input_grad[0]:
-            ones = V.new_ones(V.shape[0], 1)
-            prod = weighted @ torch.cat([V, ones], dim=1)  # [dS @ v, rowsum(dS)]
-            grad_U = two_gamma * (prod[:, :-1] - U * prod[:, -1:])
-        if ctx.needs_input_grad[1]:
-            ones = U.new_ones(U.shape[0], 1)
-            prod = weighted.T @ torch.cat([U, ones], dim=1)  # [dS^T @ u, colsum(dS)]
-            grad_V = two_gamma * (prod[:, :-1] - V * prod[:, -1:])
-        return grad_U, grad_V, None
+        if needs_U or needs_V:
+            grad_U, grad_V = ctx.function.embedding_grads(
+                U, V, K, ctx.hyperparameter, grad * W, needs_U, needs_V
+            )
+        return grad_U, grad_V, grad * K if needs_W else None, None, None
 
 
 class LaplacianKernel(Kernel):
@@ -383,45 +489,52 @@ class FiniteSupportKernel(Kernel):
     def forward(self, U, V):
         return _FiniteSupport.apply(U, V, self.radius)
 
+    def _written_out(self):
+        if type(self).forward is not FiniteSupportKernel.forward:
+            return None
+        return (_FiniteSupport, self.radius)
+
 
 class _FiniteSupport(torch.autograd.Function):
     """``max(0, 1 - ||u - v||^2 / r^2)`` with a hand-written backward.
 
     The kernel matrix is large and the work per entry tiny, so its cost is
     memory traffic: the forward is one matrix product into a prefilled buffer
-    and one in-place clamp; the backward masks the incoming gradient once and
-    gets each embedding's gradient *and* the row or column sums it needs from a
-    single product with an extra column of ones.
+    and one in-place clamp; the backward masks the incoming gradient once and,
+    for a large matrix, gets each embedding's gradient *and* the row or column
+    sums it needs from a single product with an extra column of ones
+    (:func:`_distance_kernel_grads`).
     """
 
     @staticmethod
-    def forward(ctx, U, V, radius):
+    def values(U, V, radius):
         scale = 1.0 / (radius * radius)
         u_sq = (U * U).sum(dim=1, keepdim=True)
-        v_sq = (V * V).sum(dim=1).unsqueeze(0)
+        v_sq = (V * V).sum(dim=1)  # broadcast as a row
         # 1 - (|u|^2 + |v|^2 - 2 u.v) / r^2, clamped to [0, 1] (rounding in the expansion
         # can exceed 1 at coincident points)
-        K = torch.addmm(1.0 - scale * (u_sq + v_sq), U, V.T, alpha=2.0 * scale).clamp_(0.0, 1.0)
+        return torch.addmm(1.0 - scale * (u_sq + v_sq), U, V.T, alpha=2.0 * scale).clamp_(0.0, 1.0)
+
+    @staticmethod
+    def embedding_grads(U, V, K, radius, grad_K, needs_U, needs_V):
+        # dK/du_i = 2 (v_j - u_i) / r^2 where K > 0
+        masked = torch.where(K > 0, grad_K, 0.0)
+        two_scale = 2.0 * (1.0 / (radius * radius))
+        return _distance_kernel_grads(masked, U, V, two_scale, needs_U, needs_V)
+
+    @staticmethod
+    def forward(ctx, U, V, radius):
+        K = _FiniteSupport.values(U, V, radius)
         ctx.save_for_backward(U, V, K)
-        ctx.scale = scale
+        ctx.radius = radius
         return K
 
     @staticmethod
     def backward(ctx, grad_K):
         U, V, K = ctx.saved_tensors
-        # dK/du_i = 2 (v_j - u_i) / r^2 where K > 0
-        masked = torch.where(K > 0, grad_K, 0.0)
-        two_scale = 2.0 * ctx.scale
-        grad_U = grad_V = None
-        if ctx.needs_input_grad[0]:
-            ones = V.new_ones(V.shape[0], 1)
-            prod = masked @ torch.cat([V, ones], dim=1)  # [dS @ v, rowsum(dS)]
-            grad_U = two_scale * (prod[:, :-1] - U * prod[:, -1:])
-        if ctx.needs_input_grad[1]:
-            ones = U.new_ones(U.shape[0], 1)
-            prod = masked.T @ torch.cat([U, ones], dim=1)  # [dS^T @ u, colsum(dS)]
-            grad_V = two_scale * (prod[:, :-1] - V * prod[:, -1:])
-        return grad_U, grad_V, None
+        needs_U, needs_V = ctx.needs_input_grad[:2]
+        grads = _FiniteSupport.embedding_grads(U, V, K, ctx.radius, grad_K, needs_U, needs_V)
+        return *grads, None
 
 
 class _PairKernel(Kernel):

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .kernels import get_kernel
+from .kernels import Kernel, get_kernel
 from .positions import check_positions
 
 __all__ = [
@@ -78,9 +78,12 @@ def kernel_weight(u, v, kernel, W=None, input_scale=None, output_scale=None):
     >>> torch.equal(kernel_weight(u, v, LinearKernel()), u @ v.T)
     True
     """
-    weight = kernel(u, v)
-    if W is not None:
-        weight = W * weight
+    if W is not None and isinstance(kernel, Kernel):
+        weight = kernel.gated(u, v, W)  # W * kernel(u, v), as one autograd node where it can
+    else:
+        weight = kernel(u, v)
+        if W is not None:
+            weight = W * weight
     if input_scale is not None:
         if input_scale.dim() == 1:
             weight = input_scale.unsqueeze(1) * weight * output_scale.unsqueeze(0)
@@ -709,19 +712,25 @@ class KernelLinear(nn.Module):
         a Parameter: gradients reach ``u``, ``v``, ``W`` and the scales.
         """
         cache = self._reuse_cache()
-        if cache is not None and "weight" in cache:
-            return cache["weight"]
-        weight = kernel_weight(
-            None,  # the points are read by kernel_matrix(), which may reuse a cached K
-            None,
-            lambda u, v: self.kernel_matrix(),
-            self.W,
-            self.input_scale,
-            self.output_scale,
-        )
-        if cache is not None:
-            cache["weight"] = weight
-        return weight
+        if cache is None:  # a gated layer's weight is then one autograd node (Kernel.gated)
+            return kernel_weight(
+                self.input_embeddings,
+                self.output_embeddings,
+                self.kernel,
+                self.W,
+                self.input_scale,
+                self.output_scale,
+            )
+        if "weight" not in cache:
+            cache["weight"] = kernel_weight(
+                None,  # the points are read by kernel_matrix(), which reuses a cached K
+                None,
+                lambda u, v: self.kernel_matrix(),
+                self.W,
+                self.input_scale,
+                self.output_scale,
+            )
+        return cache["weight"]
 
     def forward(self, input):
         """``input @ weight + bias`` for a dense or sparse input (or :class:`SparseInput`).

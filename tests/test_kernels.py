@@ -658,3 +658,54 @@ def test_kernels_follow_input_dtype_and_do_not_need_module_casting():
                 kernel.to(dtype)(points(2, 2, dtype=dtype), points(3, 2, dtype=dtype)).dtype
                 == dtype
             )
+
+
+# --------------------------------------------------------------------------- gated weights
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_gated_is_the_free_weight_times_the_kernel(name):
+    # Kernel.gated is W * K(U, V): one autograd node for the kernels written out, the
+    # same values and gradients as the product of the two.
+    kernel, _ = CASES[name]
+    U, V = points(5, 3, seed=12), points(4, 3, seed=13)
+    W = points(5, 4, scale=1.0, seed=14)
+    grads = []
+    for weight in (lambda u, v, w: kernel.gated(u, v, w), lambda u, v, w: w * kernel(u, v)):
+        leaves = [t.clone().requires_grad_() for t in (U, V, W)]
+        out = weight(*leaves)
+        (out * points(5, 4, seed=15)).sum().backward()
+        grads.append([out.detach()] + [t.grad for t in leaves])
+    for ours, expected in zip(*grads):
+        assert torch.equal(ours, expected)
+
+
+def test_gated_of_a_subclass_uses_its_own_function():
+    class Halved(RBFKernel):
+        def forward(self, U, V):
+            return 0.5 * super().forward(U, V)
+
+    U, V, W = points(3, 2, seed=16), points(2, 2, seed=17), points(3, 2, seed=18)
+    assert Halved()._written_out() is None and RBFKernel()._written_out() is not None
+    torch.testing.assert_close(Halved().gated(U, V, W), 0.5 * RBFKernel().gated(U, V, W))
+
+
+def _naive_kernel(name, U, V):
+    D = ((U[:, None, :] - V[None, :, :]) ** 2).sum(-1)
+    return torch.exp(-0.7 * D) if name == "rbf" else torch.clamp(1.0 - D / 4.0, min=0.0)
+
+
+@pytest.mark.parametrize("n_in, n_out", [(7, 5), (300, 230)])  # below and above 2**16 entries
+@pytest.mark.parametrize("name", ["rbf", "finite_support"])
+def test_embedding_gradients_small_and_large_kernel_matrices(name, n_in, n_out):
+    # Small kernel matrices get the row and column sums of the embedding gradients from
+    # their own reductions, large ones from the matrix product: the same gradients.
+    kernel = RBFKernel(gamma=0.7) if name == "rbf" else FiniteSupportKernel(radius=2.0)
+    U = points(n_in, 3, scale=0.8, seed=19).requires_grad_()
+    V = points(n_out, 3, scale=0.8, seed=20).requires_grad_()
+    grad_K = points(n_in, n_out, scale=1.0, seed=21)
+    kernel(U, V).backward(grad_K)
+    U2, V2 = U.detach().clone().requires_grad_(), V.detach().clone().requires_grad_()
+    _naive_kernel(name, U2, V2).backward(grad_K)
+    torch.testing.assert_close(U.grad, U2.grad, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(V.grad, V2.grad, rtol=1e-10, atol=1e-10)

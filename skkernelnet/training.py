@@ -453,7 +453,21 @@ class _Adam:
             p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64)
             for p in self.params
         )
-        self._steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
+        # The fused kernel reads one step count per parameter; they are all equal, so the
+        # parameters of a device share one tensor, incremented once per step.
+        counters = {}
+        self._steps = [
+            counters.setdefault(p.device, torch.zeros((), dtype=torch.float32, device=p.device))
+            for p in self.params
+        ]
+        self._step_counters = list(counters.values())
+        # The fused kernel takes one decay per call: the parameters of each decay, their
+        # moments and step counts, gathered once rather than at every step.
+        state = (self.params, self.first_moments, self.second_moments, self._steps)
+        self._fused_groups = []
+        for decay in dict.fromkeys(self.weight_decay):
+            group = [i for i, d in enumerate(self.weight_decay) if d == decay]
+            self._fused_groups.append((decay, group, *([lst[i] for i in group] for lst in state)))
 
     def zero_grad(self, set_to_none=True):
         for p in self.params:
@@ -488,14 +502,16 @@ class _Adam:
         )
 
     def _fused_step(self, grads):
-        torch._foreach_add_(self._steps, 1)
-        for decay in dict.fromkeys(self.weight_decay):  # one call per distinct decay
-            group = [i for i, d in enumerate(self.weight_decay) if d == decay]
+        for counter in self._step_counters:
+            counter.add_(1)
+        for decay, group, params, firsts, seconds, steps in self._fused_groups:
             torch._fused_adam_(
-                *([lst[i] for i in group] for lst in (self.params, grads, self.first_moments)),
-                [self.second_moments[i] for i in group],
+                params,
+                [grads[i] for i in group],
+                firsts,
+                seconds,
                 [],
-                [self._steps[i] for i in group],
+                steps,
                 lr=self.learning_rate,
                 beta1=self.beta1,
                 beta2=self.beta2,

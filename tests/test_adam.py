@@ -72,3 +72,25 @@ def test_weight_decay_is_the_gradient_of_an_l2_penalty():
             a.zero_grad()
             b.zero_grad()
         torch.testing.assert_close(decayed, penalized, rtol=1e-12, atol=1e-12)
+
+
+def test_adam_with_decays_per_parameter_matches_torch_parameter_groups():
+    # one fused call per distinct decay, the step count shared by all parameters
+    torch.manual_seed(3)
+    start = [torch.randn(4, 3, dtype=torch.float64) for _ in range(4)]
+    decays = [0.2, 0.0, 0.2, 0.05]
+    ours = [p.clone().requires_grad_() for p in start]
+    theirs = [p.clone().requires_grad_() for p in start]
+    optimizer = _Adam(ours, learning_rate=0.02, weight_decay=decays)
+    reference = torch.optim.Adam(
+        [{"params": [p], "weight_decay": d} for p, d in zip(theirs, decays)], lr=0.02
+    )
+    for _ in range(15):
+        grads = [torch.randn_like(p) for p in start]
+        for params in (ours, theirs):
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+        optimizer.step()
+        reference.step()
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

@@ -762,6 +762,17 @@ def test_network_shapes_and_regularization(hidden):
     assert net.n_free_parameters() == sum(p.numel() for p in net.parameters())
 
 
+@pytest.mark.parametrize("gated", [True, False])
+def test_network_free_penalty_value_is_the_free_weight_penalty(gated):
+    torch.manual_seed(19)
+    net = KernelNetwork(6, (5, 4), 2, kernel="rbf", gated=gated, scale_rank=2)
+    expected = float(net.regularization(kernel=False)[0].detach())
+    assert net.free_penalty_value() == pytest.approx(expected, rel=1e-6)
+    assert net.free_penalty_value(net.penalized_parameters()) == net.free_penalty_value()
+    linear = KernelNetwork(6, (5,), 2, kernel="linear", gated=False)
+    assert linear.penalized_parameters() == [] and linear.free_penalty_value() == 0.0
+
+
 def test_network_forward_is_the_composition_of_its_layers():
     net = KernelNetwork(5, (4,), 2, embedding_dim=2, activation="relu", output_activation="sigmoid")
     x = torch.randn(3, 5)

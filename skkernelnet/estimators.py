@@ -30,12 +30,15 @@ from sklearn.utils.validation import (
 )
 
 from ._base import BaseKernelNet, keeps_attributes_on_error, seeded
+from ._dense_step import DenseStep, autograd_loss_and_grad
 from .layers import SparseInput, csr_from_scipy, reuse_kernel_matrices
 from .networks import KernelNetwork
 from .positions import check_positions
 from .training import adam, lbfgs
 
 __all__ = ["KernelNetClassifier", "KernelNetRegressor"]
+
+_aten = torch.ops.aten
 
 # Inference runs the network on blocks of a fixed number of rows (the last one padded with
 # zeros). Matrix-product kernels are chosen by shape, and a product of 1 or 3 rows can round
@@ -65,6 +68,32 @@ def _to_torch_input(X, dtype, device, prepared=False):
         tensor = csr_from_scipy(X, dtype, device)
         return SparseInput(tensor) if prepared else tensor
     return torch.as_tensor(np.ascontiguousarray(X), dtype=dtype, device=device)
+
+
+def _weighted_mean(per_sample, weight):
+    """Mean of ``per_sample`` weighted by ``weight``; None means unit weights.
+
+    With unit weights the value is the same (a product by one and a sum of ones are
+    exact) without the two operations and the product's backward node.
+    """
+    if weight is None:
+        return per_sample.sum() / per_sample.shape[0]
+    return (per_sample * weight).sum() / weight.sum()
+
+
+def _mean_coefficients(weight, n_samples):
+    """The derivative of :func:`_weighted_mean` in each per-sample loss, as autograd has it.
+
+    ``1 / n`` (a float) with unit weights, else ``(1 / sum(weight)) * weight``.
+    """
+    if weight is None:
+        return 1.0 / n_samples
+    return (1.0 / weight.sum()) * weight
+
+
+def _per_row(coefficients):
+    """Coefficients of :func:`_mean_coefficients` shaped to scale the rows of a matrix."""
+    return coefficients if isinstance(coefficients, float) else coefficients.unsqueeze(1)
 
 
 def _check_one_label_type(labels):
@@ -161,7 +190,20 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
         raise NotImplementedError
 
     def _data_loss(self, output, target, weight):  # pragma: no cover - abstract
+        """Weighted mean loss of a batch; ``weight`` None means unit weights."""
         raise NotImplementedError
+
+    def _float_targets(self):
+        """Whether the loss takes the encoded targets in the network's dtype."""
+        return True
+
+    def _loss_and_grad(self, output, target, weight):
+        """``_data_loss`` and its gradient with respect to ``output`` (by autograd here).
+
+        The tasks write the gradient out with the operations autograd would run: a
+        mini-batch step of a small network is bound by per-operation overhead.
+        """
+        return autograd_loss_and_grad(lambda out: self._data_loss(out, target, weight))(output)
 
     def _validation_score(self, X, y):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -293,8 +335,8 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
                 )
         self.module_.train()
         target_t = torch.as_tensor(targets, device=self._device)
-        if target_t.is_floating_point():
-            target_t = target_t.to(self._dtype)
+        if target_t.is_floating_point() or self._float_targets():
+            target_t = target_t.to(self._dtype)  # once, not at every step
         weight_t = torch.as_tensor(sample_weight, dtype=self._dtype, device=self._device)
         n_samples = X.shape[0]
         if self.solver == "lbfgs":
@@ -313,28 +355,60 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
             X_dense_t = None if X_csr is not None else _to_torch_input(X, self._dtype, self._device)
 
             total_weight = float(weight_t.sum())
+            # the gather of each epoch writes into the same memory (no fresh pages to fault in)
+            X_buffer = None if X_dense_t is None else torch.empty_like(X_dense_t)
+            unit_weights = bool(np.all(sample_weight == 1.0))  # mini-batches then carry None
+
+            dtype, device = self._dtype, self._device
 
             def batches(epoch):
                 # Shuffle once per epoch, then take contiguous slices: one gather per
                 # epoch instead of three per batch (mini-batches are overhead-bound).
+                # index_select copies whole rows; advanced indexing (X[order]) goes
+                # element by element and is several times slower on large inputs.
                 order = rng.permutation(n_samples)
                 order_t = torch.as_tensor(order, device=self._device)
-                X_epoch = X_csr[order] if X_csr is not None else X_dense_t[order_t]
-                target_epoch, weight_epoch = target_t[order_t], weight_t[order_t]
-                for start in range(0, n_samples, batch_size):
-                    stop = start + batch_size
-                    xb = X_epoch[start:stop]
-                    if X_csr is not None:
-                        xb = _to_torch_input(xb, self._dtype, self._device)
-                    yield xb, target_epoch[start:stop], weight_epoch[start:stop]
+                if X_csr is not None:
+                    X_epoch = X_csr[order]
+                else:
+                    X_epoch = torch.index_select(X_dense_t, 0, order_t, out=X_buffer)
+                target_epoch = target_t.index_select(0, order_t).split(batch_size)
+                if unit_weights:
+                    weight_epoch = [None] * len(target_epoch)
+                else:
+                    weight_epoch = weight_t.index_select(0, order_t).split(batch_size)
+                if X_csr is not None:  # each batch converted when it is used
+                    X_batches = (
+                        _to_torch_input(X_epoch[start : start + batch_size], dtype, device)
+                        for start in range(0, n_samples, batch_size)
+                    )
+                else:
+                    X_batches = X_epoch.split(batch_size)
+                yield from zip(X_batches, target_epoch, weight_epoch)
+
+            # Dense batches: the backward pass written out (same objective and gradients,
+            # a fraction of autograd's per-operation overhead on small networks).
+            dense_step = None
+            if X_csr is None:
+                dense_step = DenseStep.for_network(
+                    self.module_, kernel_penalty=self.kernel_alpha / total_weight
+                )
+            penalized = self.module_.penalized_parameters()
 
             def batch_closure(batch):
                 xb, target_b, weight_b = batch
-                loss, free_penalty = self._objective(
-                    xb, target_b, weight_b, total_weight, free_penalty_in_step=True
-                )
-                loss.backward()
-                value = float(loss.detach()) + free_penalty
+                if dense_step is not None:
+                    value = dense_step(
+                        xb, lambda output: self._loss_and_grad(output, target_b, weight_b)
+                    )
+                    free = self.module_.free_penalty_value(penalized)
+                    value += self.alpha * free / total_weight
+                else:
+                    loss, free_penalty = self._objective(
+                        xb, target_b, weight_b, total_weight, free_penalty_in_step=True
+                    )
+                    loss.backward()
+                    value = float(loss.detach()) + free_penalty
                 return value * len(target_b), len(target_b)
 
             def solve(params, monitor):
@@ -392,13 +466,13 @@ class _TabularKernelNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseK
         """
         output = self.module_(x)
         loss = self._data_loss(output, target, weight)
-        total_weight = weight.sum() if total_weight is None else total_weight
+        if total_weight is None:
+            total_weight = weight.sum() if weight is not None else target.shape[0]
         # without a kernel penalty, K(U, V) is not recomputed for it
         if not free_penalty_in_step:
             free, kern = self.module_.regularization(kernel=self.kernel_alpha > 0)
             return loss + (self.alpha * free + self.kernel_alpha * kern) / total_weight
-        with torch.no_grad():
-            free = float(self.module_.regularization(kernel=False)[0])
+        free = self.module_.free_penalty_value()
         if self.kernel_alpha > 0:
             loss = loss + self.kernel_alpha * self.module_.regularization()[1] / total_weight
         return loss, self.alpha * free / float(total_weight)
@@ -784,6 +858,9 @@ default="rbf"
             raise ValueError(f"y contains labels not seen in the first fit: {unseen.tolist()}.")
         return self._label_encoder.transform(y)
 
+    def _float_targets(self):
+        return self._multilabel or self._n_outputs == 1
+
     def _data_loss(self, output, target, weight):
         if self._multilabel:
             per_sample = F.binary_cross_entropy_with_logits(output, target, reduction="none").sum(1)
@@ -793,7 +870,34 @@ default="rbf"
             )
         else:
             per_sample = F.cross_entropy(output, target, reduction="none")
-        return (per_sample * weight).sum() / weight.sum()
+        return _weighted_mean(per_sample, weight)
+
+    def _loss_and_grad(self, output, target, weight):
+        coefficients = _mean_coefficients(weight, output.shape[0])
+        if self._multilabel:
+            per_sample = F.binary_cross_entropy_with_logits(output, target, reduction="none").sum(1)
+            grad = torch.sigmoid(output).sub_(target).mul_(_per_row(coefficients))
+        elif self._n_outputs == 1:
+            logit, target = output[:, 0], target.to(output.dtype)
+            grad = torch.sigmoid(logit).sub_(target).mul_(coefficients).unsqueeze(1)
+            if weight is None:  # the sum of the per-sample losses, one operation less
+                loss = F.binary_cross_entropy_with_logits(logit, target, reduction="sum")
+                return loss / output.shape[0], grad
+            per_sample = F.binary_cross_entropy_with_logits(logit, target, reduction="none")
+        else:  # cross-entropy: log-softmax, then the negative log-likelihood
+            log_proba = torch.log_softmax(output, dim=1)
+            per_sample, total = _aten.nll_loss_forward.default(log_proba, target, None, 0, -100)
+            if isinstance(coefficients, float):
+                coefficients = torch.full_like(per_sample, coefficients)
+            grad = _aten._log_softmax_backward_data.default(
+                _aten.nll_loss_backward.default(
+                    coefficients, log_proba, target, None, 0, -100, total
+                ),
+                log_proba,
+                1,
+                output.dtype,
+            )
+        return _weighted_mean(per_sample, weight), grad
 
     def _proba_from_output(self, output):
         if self._multilabel:
@@ -1162,7 +1266,14 @@ class KernelNetRegressor(RegressorMixin, _TabularKernelNet):
 
     def _data_loss(self, output, target, weight):
         per_sample = 0.5 * (output - target).pow(2).sum(1)
-        return (per_sample * weight).sum() / weight.sum()
+        return _weighted_mean(per_sample, weight)
+
+    def _loss_and_grad(self, output, target, weight):
+        difference = output - target
+        per_sample = 0.5 * difference.pow(2).sum(1)
+        # autograd's (0.5 c) * (2 d): the same number as c * d (powers of two are exact)
+        grad = difference * _per_row(_mean_coefficients(weight, output.shape[0]))
+        return _weighted_mean(per_sample, weight), grad
 
     def _validation_score(self, X, y):
         with torch.no_grad():

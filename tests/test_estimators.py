@@ -256,7 +256,17 @@ def test_nan_loss_warns_and_restores_best(solver, monkeypatch):
         loss = real_loss(self, output, target, weight)
         return loss * float("nan") if calls["n"] > limit else loss
 
+    # Adam on dense data takes the loss with its gradient from _loss_and_grad
+    real_loss_and_grad = KernelNetClassifier._loss_and_grad
+
+    def poisoned_with_grad(self, output, target, weight):
+        calls["n"] += 1
+        loss, grad = real_loss_and_grad(self, output, target, weight)
+        nan = float("nan") if calls["n"] > limit else 1.0
+        return loss * nan, grad * nan
+
     monkeypatch.setattr(KernelNetClassifier, "_data_loss", poisoned)
+    monkeypatch.setattr(KernelNetClassifier, "_loss_and_grad", poisoned_with_grad)
     with pytest.warns(ConvergenceWarning, match="diverged"):
         clf.fit(X, y)
     assert clf.stop_reason_ == "diverged"

@@ -103,11 +103,42 @@ class ItemItemSystem:
         weights.diagonal().zero_()
         return weights.to(dtype)
 
+    def scorer(self, lam, dtype=torch.float32, device=None):
+        """A function giving ``x @ B`` for rows ``x`` (a torch tensor, dense or sparse).
+
+        With fewer users than items, ``B`` is never formed: since ``B = I - P
+        diag(P)^-1``, ``x B = x - (x P) / diag(P)``, and the Woodbury form gives
+        ``x P`` and ``diag(P)`` from (users x items) products only, which is
+        what choosing the penalty on held-out interactions needs. Otherwise
+        the weights are built once and multiplied.
+        """
+        if not self.by_users:
+            weights = self.weights(lam, dtype).to(device)
+            return lambda rows: _dense_or_sparse_matmul(rows, weights)
+        if not lam > 0:
+            raise ValueError(f"the item-item penalty must be positive, got {lam!r}.")
+        mixed = self._inverse(lam) @ self._dense  # (lambda I + X X^T)^-1 X
+        # lambda * diag(P), and X^T whose products give lambda * (x P) with `mixed`
+        diagonal = (1.0 - (self._dense * mixed).sum(0)).to(dtype).to(device)
+        users_by_items = self._dense.T.to(dtype).to(device)
+        mixed = mixed.to(dtype).to(device)
+
+        def scores(rows):
+            x = rows.to_dense() if rows.layout != torch.strided else rows
+            x_p = x - (x @ users_by_items) @ mixed  # lambda * (x P)
+            return x - x_p / diagonal
+
+        return scores
+
     def lambda_candidates(self, refine_around=None):
         """Penalties to try: the coarse grid, or the neighbours of ``refine_around``."""
         if refine_around is None:
             return [max(self.scale, 1e-12) * f for f in _COARSE_FACTORS]
         return [refine_around / 2.0, refine_around * 2.0]
+
+
+def _dense_or_sparse_matmul(rows, weights):
+    return torch.sparse.mm(rows, weights) if rows.layout != torch.strided else rows @ weights
 
 
 def standardised(scores):

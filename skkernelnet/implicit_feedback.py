@@ -545,23 +545,23 @@ class KernelImplicitRecommender(TransformerMixin, BaseKernelNet):
         val_users = np.flatnonzero(np.diff(val.indptr))
         system = _item_item.ItemItemSystem(train)
 
-        def linear_scores(weights):
-            return lambda rows: [_matmul(self._raw_input(rows), weights)]
+        def linear_scores(score):
+            return lambda rows: [score(self._raw_input(rows))]
 
         tried = {}
         for refine in (None, True):
             around = max(tried, key=tried.get) if refine else None
             for lam in system.lambda_candidates(around):
                 if lam not in tried:
-                    weights = system.weights(lam, self._dtype).to(self._device)
-                    scores = self._heldout_ndcg(train, val, val_users, linear_scores(weights))
+                    score = system.scorer(lam, self._dtype, self._device)
+                    scores = self._heldout_ndcg(train, val, val_users, linear_scores(score))
                     tried[lam] = scores[0]
         lam = max(tried, key=tried.get)
-        weights = system.weights(lam, self._dtype).to(self._device)
+        score = system.scorer(lam, self._dtype, self._device)
         del system
 
         def blends(rows):
-            network, linear = self._logits(rows), _matmul(self._raw_input(rows), weights)
+            network, linear = self._logits(rows), score(self._raw_input(rows))
             return [_item_item.blend(network, linear, w) for w in _item_item.NETWORK_WEIGHTS]
 
         by_weight = self._heldout_ndcg(train, val, val_users, blends)

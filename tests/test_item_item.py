@@ -170,3 +170,25 @@ def test_pickle_keeps_the_item_item_path(blended):
         blended.recommend(blended.user_ids_[:4], n=6)[0],
     )
     assert loaded.network_weight_ == blended.network_weight_
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n_users=st.integers(1, 12),
+    n_items=st.integers(2, 12),
+    lam=st.floats(0.1, 50.0),
+    seed=st.integers(0, 10_000),
+    sparse_rows=st.booleans(),
+)
+def test_scorer_equals_the_product_with_the_weights(n_users, n_items, lam, seed, sparse_rows):
+    """The Woodbury scorer (fewer users than items) never forms B but gives x @ B."""
+    X = _random_interactions(n_users, n_items, 0.4, seed)
+    system = ItemItemSystem(X)
+    queries = _random_interactions(5, n_items, 0.5, seed + 1)
+    dense = torch.as_tensor(queries.toarray())
+    rows = dense.to_sparse_csr() if sparse_rows else dense
+    expected = dense @ system.weights(lam, dtype=torch.float64)
+    got = system.scorer(lam, dtype=torch.float64)(rows)
+    torch.testing.assert_close(got, expected, rtol=1e-8, atol=1e-9)
+    with pytest.raises(ValueError, match="positive"):
+        system.scorer(-1.0)

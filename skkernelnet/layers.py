@@ -191,7 +191,7 @@ _kernel_caches = threading.local()
 
 
 @contextmanager
-def reuse_kernel_matrices(module):
+def reuse_kernel_matrices(module, *, penalties=False):
     """Compute each kernel matrix of ``module``'s KernelLinear layers at most once in a block.
 
     A training objective uses ``K(U, V)`` twice, in the weights and in the
@@ -200,6 +200,12 @@ def reuse_kernel_matrices(module):
     autograd node), for the kernel matrix and for the effective weight.
     Parameters must not change inside the block. The cache is private to the
     calling thread, and blocks may nest.
+
+    With ``penalties=True`` (an objective that uses each layer's weight and both
+    penalties of :meth:`KernelLinear.regularization`, and no kernel matrix
+    otherwise), a gated layer over a kernel with written-out gradients computes
+    its weight and penalties as one autograd node while gradients are recorded
+    (:meth:`~skkernelnet.kernels.Kernel.gated_with_penalties`).
 
     Examples
     --------
@@ -213,7 +219,7 @@ def reuse_kernel_matrices(module):
         caches = _kernel_caches.by_layer = {}
     added = [id(m) for m in module.modules() if isinstance(m, KernelLinear) and id(m) not in caches]
     for key in added:
-        caches[key] = {}
+        caches[key] = {"penalties": penalties}
     try:
         yield module
     finally:
@@ -328,7 +334,8 @@ class _ColumnBlocks:
         self._inverse = None
 
     def _block_values(self, values):
-        return self.values if values is None else values[self.order]
+        # index_select: plain indexing of a large tensor takes several times longer
+        return self.values if values is None else values.index_select(0, self.order)
 
     def matmul(self, dense, values=None):
         """``csr(values) @ dense``, for ``values`` in the reference order (or the fixed ones)."""
@@ -363,7 +370,7 @@ class _ColumnBlocks:
             )
             block = torch.sparse.sampled_addmm(pattern, x, weight[:, start:stop], beta=0.0)
             values[lo:hi] = block.values()
-        return values[self._inverse]
+        return values.index_select(0, self._inverse)
 
 
 class _SparseInputMatmul(torch.autograd.Function):
@@ -470,10 +477,10 @@ class EntryIndex:
         return self._blocks[key]
 
     def _to_csr_order(self, values):
-        return values if self._order is None else values[self._order]
+        return values if self._order is None else values.index_select(0, self._order)
 
     def _from_csr_order(self, values):
-        return values if self._inverse is None else values[self._inverse]
+        return values if self._inverse is None else values.index_select(0, self._inverse)
 
     @property
     def n_pairs(self):
@@ -897,6 +904,9 @@ class KernelLinear(nn.Module):
                 self.input_scale,
                 self.output_scale,
             )
+        fused = self._fused_weight_and_penalties(cache)
+        if fused is not None:
+            return fused[0]
         if "weight" not in cache:
             cache["weight"] = kernel_weight(
                 None,  # the points are read by kernel_matrix(), which reuses a cached K
@@ -907,6 +917,19 @@ class KernelLinear(nn.Module):
                 self.output_scale,
             )
         return cache["weight"]
+
+    def _fused_weight_and_penalties(self, cache):
+        """``(weight, free penalty, kernel penalty)`` as one node, or None (see
+        :func:`reuse_kernel_matrices`'s ``penalties``)."""
+        if not cache["penalties"] or self.W is None or self.input_scale is not None:
+            return None
+        if not torch.is_grad_enabled() or not isinstance(self.kernel, Kernel):
+            return None
+        if "fused" not in cache:
+            cache["fused"] = self.kernel.gated_with_penalties(
+                self.input_embeddings, self.output_embeddings, self.W
+            )
+        return cache["fused"]
 
     def forward(self, input):
         """``input @ weight + bias`` for a dense or sparse input (or :class:`SparseInput`).
@@ -1006,7 +1029,8 @@ class KernelLinear(nn.Module):
         if index.rows.device != input.device:
             index = index.to(input.device)
         out = _SampledMatmul.apply(input, self.weight, index)
-        return out if self.bias is None else out + self.bias[index.cols]
+        # index_select, whose backward adds into the bias gradient (indexing's sorts first)
+        return out if self.bias is None else out + self.bias.index_select(0, index.cols)
 
     def regularization(self, *, kernel=True):
         """The two penalties of the reference loss, unweighted.
@@ -1027,6 +1051,10 @@ class KernelLinear(nn.Module):
         """
         # u is None when every input coordinate is a given, fixed position
         zero = self.input_embeddings.new_zeros(())
+        cache = self._reuse_cache()
+        fused = None if cache is None else self._fused_weight_and_penalties(cache)
+        if fused is not None:
+            return fused[1], fused[2] if kernel else zero
         if self.W is not None:
             free = half_squared_norm(self.W)
         elif self.signed:

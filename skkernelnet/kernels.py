@@ -74,7 +74,7 @@ def squared_distances(U, V):
     """
     u_sq = (U * U).sum(dim=1, keepdim=True)
     v_sq = (V * V).sum(dim=1)  # broadcast as a row
-    return torch.addmm(u_sq + v_sq, U, V.T, alpha=-2.0).clamp_min_(0.0)
+    return (u_sq + v_sq).addmm_(U, V.T, alpha=-2.0).clamp_min_(0.0)  # one (n_in, n_out) tensor
 
 
 # Above this many kernel entries, the embedding gradients of a distance kernel take the
@@ -565,8 +565,10 @@ class _FiniteSupport(torch.autograd.Function):
         u_sq = (U * U).sum(dim=1, keepdim=True)
         v_sq = (V * V).sum(dim=1)  # broadcast as a row
         # 1 - (|u|^2 + |v|^2 - 2 u.v) / r^2, clamped to [0, 1] (rounding in the expansion
-        # can exceed 1 at coincident points)
-        return torch.addmm(1.0 - scale * (u_sq + v_sq), U, V.T, alpha=2.0 * scale).clamp_(0.0, 1.0)
+        # can exceed 1 at coincident points); in place in one (n_in, n_out) tensor, with
+        # the values of 1.0 - scale * (u_sq + v_sq) + 2 scale U V^T: -a + 1 is 1 - a exactly
+        K = (u_sq + v_sq).mul_(-scale).add_(1.0)
+        return K.addmm_(U, V.T, alpha=2.0 * scale).clamp_(0.0, 1.0)
 
     @staticmethod
     def embedding_grads(U, V, K, radius, grad_K, needs_U, needs_V):

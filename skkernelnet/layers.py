@@ -340,18 +340,13 @@ class _ColumnBlocks:
     def matmul(self, dense, values=None):
         """``csr(values) @ dense``, for ``values`` in the reference order (or the fixed ones)."""
         values = self._block_values(values)
-        out = None
+        # every block added in place (a product into a new tensor would zero it, then copy it)
+        out = dense.new_zeros((self.shape[0], dense.shape[1]))
         for start, stop, lo, hi, crow, col in self.blocks:
             part = _quiet_csr(
                 crow, col, values[lo:hi], (self.shape[0], stop - start), check_invariants=False
             )
-            rows = dense[start:stop]
-            if out is None:
-                out = part @ rows
-            else:
-                out.addmm_(part, rows)
-        if out is None:
-            out = dense.new_zeros((self.shape[0], dense.shape[1]))
+            out.addmm_(part, dense[start:stop])
         return out
 
     def sampled(self, x, weight):
@@ -951,7 +946,9 @@ class KernelLinear(nn.Module):
             out = self._sparse_rows_matmul(input)
         if out is None:
             out = _matmul(input, self.weight)
-        return out if self.bias is None else out + self.bias
+        # in place: the product is a new tensor that no backward needs (one weight-sized
+        # temporary less for a layer of many samples)
+        return out if self.bias is None else out.add_(self.bias)
 
     def _sparse_rows_matmul(self, input):
         """``input @ weight`` with the weight evaluated on the features present, or None."""

@@ -188,7 +188,7 @@ class DataParallelObjective(JointObjective):
 
     def _objective(self, problem):
         network = problem.view.module
-        with reuse_kernel_matrices(network):
+        with reuse_kernel_matrices(network, penalties=True):
             hidden = network.hidden(problem.inputs)
             output = network.output_activation(network.layers[-1].forward_at(hidden, problem.index))
             free, kern = network.regularization()

@@ -94,7 +94,7 @@ def rating_objective(network, ratings, index, target, alpha, kernel_alpha):
     >>> hidden.shape
     torch.Size([2, 3])
     """
-    with reuse_kernel_matrices(network):
+    with reuse_kernel_matrices(network, penalties=True):
         hidden = network.hidden(ratings)
         output = network.output_activation(network.layers[-1].forward_at(hidden, index))
         free, kern = network.regularization()

@@ -70,7 +70,7 @@ def multinomial_objective(network, inputs, targets, alpha, kernel_alpha):
     >>> bool(loss > 0)
     True
     """
-    with reuse_kernel_matrices(network):
+    with reuse_kernel_matrices(network, penalties=True):
         logits = network(inputs)
         free, kern = network.regularization()
     log_prob = torch.log_softmax(logits, dim=1)

@@ -74,7 +74,7 @@ def squared_distances(U, V):
     """
     u_sq = (U * U).sum(dim=1, keepdim=True)
     v_sq = (V * V).sum(dim=1)  # broadcast as a row
-    return torch.addmm(u_sq + v_sq, U, V.T, alpha=-2.0).clamp_min_(0.0)
+    return (u_sq + v_sq).addmm_(U, V.T, alpha=-2.0).clamp_min_(0.0)  # one (n_in, n_out) tensor
 
 
 # Above this many kernel entries, the embedding gradients of a distance kernel take the
@@ -202,6 +202,29 @@ class Kernel(nn.Module):
         if written is None:
             return W * self(U, V)
         return _Gated.apply(U, V, W, *written)
+
+    def gated_with_penalties(self, U, V, W):
+        """``(W * K(U, V), 1/2 ||W||^2, 1/2 ||K(U, V)||^2)`` as one autograd node, or None.
+
+        What a training objective with both penalties needs of a gated layer. The
+        backward forms each gradient of ``W`` and ``K`` in one temporary (the
+        weight's gradient times the other factor, plus the penalty's) instead of
+        one per term; values equal, gradients equal up to rounding, to those of
+        ``W * self(U, V)`` and the two norms. None when the kernel's gradients are
+        not written out (see :meth:`gated`).
+
+        Examples
+        --------
+        >>> import torch
+        >>> U, V, W = torch.randn(3, 2), torch.randn(4, 2), torch.randn(3, 4)
+        >>> weight, free, kern = FiniteSupportKernel().gated_with_penalties(U, V, W)
+        >>> torch.equal(weight, FiniteSupportKernel().gated(U, V, W))
+        True
+        """
+        written = self._written_out()
+        if written is None:
+            return None
+        return _GatedPenalized.apply(U, V, W, *written)
 
     def _written_out(self):
         """``(function, hyperparameter)`` when the kernel's values and gradients are written out.
@@ -429,6 +452,36 @@ class _Gated(torch.autograd.Function):
         return grad_U, grad_V, grad * K if needs_W else None, None, None
 
 
+class _GatedPenalized(torch.autograd.Function):
+    """``(W * K, 1/2 ||W||^2, 1/2 ||K||^2)`` for ``K = function.values(U, V, hyperparameter)``.
+
+    See :meth:`Kernel.gated_with_penalties`; ``function`` as for :class:`_Gated`.
+    """
+
+    @staticmethod
+    def forward(ctx, U, V, W, function, hyperparameter):
+        K = function.values(U, V, hyperparameter)
+        ctx.save_for_backward(U, V, W, K)
+        ctx.function, ctx.hyperparameter = function, hyperparameter
+        flat_W, flat_K = W.reshape(-1), K.reshape(-1)
+        return W * K, 0.5 * torch.dot(flat_W, flat_W), 0.5 * torch.dot(flat_K, flat_K)
+
+    @staticmethod
+    def backward(ctx, grad, grad_free, grad_kern):
+        U, V, W, K = ctx.saved_tensors
+        needs_U, needs_V, needs_W = ctx.needs_input_grad[:3]
+        grad_U = grad_V = grad_W = None
+        if needs_U or needs_V:
+            grad_K = torch.mul(grad, W).add_(K, alpha=float(grad_kern))
+            grad_U, grad_V = ctx.function.embedding_grads(
+                U, V, K, ctx.hyperparameter, grad_K, needs_U, needs_V
+            )
+            del grad_K
+        if needs_W:
+            grad_W = torch.mul(grad, K).add_(W, alpha=float(grad_free))
+        return grad_U, grad_V, grad_W, None, None
+
+
 class LaplacianKernel(Kernel):
     """Laplacian kernel ``K(u, v) = exp(-gamma ||u - v||_1)``, as in scikit-learn.
 
@@ -512,8 +565,10 @@ class _FiniteSupport(torch.autograd.Function):
         u_sq = (U * U).sum(dim=1, keepdim=True)
         v_sq = (V * V).sum(dim=1)  # broadcast as a row
         # 1 - (|u|^2 + |v|^2 - 2 u.v) / r^2, clamped to [0, 1] (rounding in the expansion
-        # can exceed 1 at coincident points)
-        return torch.addmm(1.0 - scale * (u_sq + v_sq), U, V.T, alpha=2.0 * scale).clamp_(0.0, 1.0)
+        # can exceed 1 at coincident points); in place in one (n_in, n_out) tensor, with
+        # the values of 1.0 - scale * (u_sq + v_sq) + 2 scale U V^T: -a + 1 is 1 - a exactly
+        K = (u_sq + v_sq).mul_(-scale).add_(1.0)
+        return K.addmm_(U, V.T, alpha=2.0 * scale).clamp_(0.0, 1.0)
 
     @staticmethod
     def embedding_grads(U, V, K, radius, grad_K, needs_U, needs_V):

@@ -120,18 +120,39 @@ class SparseInput:
         if x.layout not in (torch.sparse_coo, torch.sparse_csr):
             raise ValueError(f"SparseInput needs a sparse COO or CSR tensor, got {x.layout}.")
         self.csr = x.to_sparse_csr() if x.layout == torch.sparse_coo else x
-        self.csr_t = _transpose_csr(self.csr)
+        self._csr_t = None
+        self._blocks = {}  # column blocks of the batch and of its transpose (see _ColumnBlocks)
 
     @property
     def shape(self):
         return self.csr.shape
 
+    @property
+    def csr_t(self):
+        """The transpose, as CSR; computed on first use."""
+        if self._csr_t is None:
+            self._csr_t = _transpose_csr(self.csr)
+        return self._csr_t
+
     def to(self, *args, **kwargs):
         """Return a copy moved or cast like :meth:`torch.Tensor.to`."""
         out = object.__new__(SparseInput)
         out.csr = self.csr.to(*args, **kwargs)
-        out.csr_t = self.csr_t.to(*args, **kwargs)
+        out._csr_t = None if self._csr_t is None else self._csr_t.to(*args, **kwargs)
+        out._blocks = {}
         return out
+
+    def _column_blocks(self, transposed, block_cols):
+        """The batch (or its transpose) cut into blocks of ``block_cols`` columns, cached."""
+        key = (transposed, block_cols)
+        if key not in self._blocks:
+            crow, col = self.csr.crow_indices(), self.csr.col_indices()
+            rows = _expand_compressed(crow, col.numel())
+            if transposed:
+                rows, col = col, rows
+            shape = tuple(self.csr.shape)[:: -1 if transposed else 1]
+            self._blocks[key] = _ColumnBlocks(rows, col, shape, block_cols, self.csr.values())
+        return self._blocks[key]
 
 
 def _quiet_csr(crow, col, values, shape, **kwargs):
@@ -170,7 +191,7 @@ _kernel_caches = threading.local()
 
 
 @contextmanager
-def reuse_kernel_matrices(module):
+def reuse_kernel_matrices(module, *, penalties=False):
     """Compute each kernel matrix of ``module``'s KernelLinear layers at most once in a block.
 
     A training objective uses ``K(U, V)`` twice, in the weights and in the
@@ -179,6 +200,12 @@ def reuse_kernel_matrices(module):
     autograd node), for the kernel matrix and for the effective weight.
     Parameters must not change inside the block. The cache is private to the
     calling thread, and blocks may nest.
+
+    With ``penalties=True`` (an objective that uses each layer's weight and both
+    penalties of :meth:`KernelLinear.regularization`, and no kernel matrix
+    otherwise), a gated layer over a kernel with written-out gradients computes
+    its weight and penalties as one autograd node while gradients are recorded
+    (:meth:`~skkernelnet.kernels.Kernel.gated_with_penalties`).
 
     Examples
     --------
@@ -192,7 +219,7 @@ def reuse_kernel_matrices(module):
         caches = _kernel_caches.by_layer = {}
     added = [id(m) for m in module.modules() if isinstance(m, KernelLinear) and id(m) not in caches]
     for key in added:
-        caches[key] = {}
+        caches[key] = {"penalties": penalties}
     try:
         yield module
     finally:
@@ -229,18 +256,136 @@ def _transpose_csr(csr):
     return csr.to_sparse_coo().t().coalesce().to_sparse_csr()
 
 
+# A sparse-dense product on the CPU reads, for each stored entry (i, k) of the sparse
+# matrix, row k of the dense operand. Once the dense operand outgrows the caches (a
+# first-layer weight of 70,000 inputs x 500 units is 140 MB) each of those reads is a
+# cache miss, and the product slows down several-fold. The product is then computed
+# over column blocks of the sparse matrix, each meeting only a slice of the dense
+# operand's rows of about this many bytes, and the blocks' products are summed.
+_BLOCK_BYTES = 1 << 22
+
+
+def _block_columns(n_cols, width, dtype, device):
+    """Columns per block for ``sparse (., n_cols) @ dense (n_cols, width)``, or None for one block.
+
+    Blocks only on the CPU; a product whose dense operand fits in one block is left whole.
+    """
+    if torch.device(device).type != "cpu":
+        return None
+    per_row = max(1, int(width)) * torch.empty((), dtype=dtype).element_size()
+    block_cols = max(1, _BLOCK_BYTES // per_row)
+    return None if block_cols >= n_cols else block_cols
+
+
+def _expand_compressed(crow, nnz):
+    """The row of every stored entry of a CSR structure (the inverse of :func:`_compressed`)."""
+    counts = crow[1:] - crow[:-1]
+    return torch.repeat_interleave(
+        torch.arange(counts.numel(), device=crow.device), counts, output_size=nnz
+    )
+
+
+class _ColumnBlocks:
+    """A fixed sparse pattern cut into blocks of columns, for cache-friendly CPU products.
+
+    The pattern's entries are given in a reference order (the order of the values
+    the products receive); internally they are listed block by block, row-major
+    inside each block, and every block is a CSR matrix of ``block_cols`` columns.
+    Products are those of the whole pattern up to the order of summation.
+
+    Parameters
+    ----------
+    rows, cols : int64 Tensor of shape (nnz,)
+        The entries, in the reference order.
+    shape : tuple of int
+    block_cols : int
+    values : Tensor of shape (nnz,), optional
+        Fixed values of the entries (a network input), kept in block order; the
+        products then take no values.
+    """
+
+    def __init__(self, rows, cols, shape, block_cols, values=None):
+        n_rows, n_cols = (int(n) for n in shape)
+        self.shape, self.nnz = (n_rows, n_cols), int(rows.numel())
+        block = torch.div(cols, block_cols, rounding_mode="floor")
+        # stable: entries of the same block keep their order when it is already row-major
+        order = torch.argsort(block * (n_rows * n_cols) + rows * n_cols + cols, stable=True)
+        small = max(n_rows, n_cols, self.nnz) < 2**31 - 1
+        index_dtype = torch.int32 if small else torch.int64
+        counts = torch.bincount(block, minlength=-(-n_cols // block_cols)).tolist()
+        block_rows, block_cols_of = rows[order], cols[order]
+        del block
+        self.blocks = []  # (first column, last column + 1, first entry, last entry + 1, crow, col)
+        lo = 0
+        for b, count in enumerate(counts):
+            hi, start, stop = lo + count, b * block_cols, min(n_cols, (b + 1) * block_cols)
+            if count:
+                crow = _compressed(block_rows[lo:hi], n_rows).to(index_dtype)
+                col = (block_cols_of[lo:hi] - start).to(index_dtype)
+                self.blocks.append((start, stop, lo, hi, crow, col))
+            lo = hi
+        del block_rows, block_cols_of
+        if values is None:
+            self.order = order.to(index_dtype)
+            self.values = None
+        else:
+            self.order = None
+            self.values = values[order]
+        self._inverse = None
+
+    def _block_values(self, values):
+        # index_select: plain indexing of a large tensor takes several times longer
+        return self.values if values is None else values.index_select(0, self.order)
+
+    def matmul(self, dense, values=None):
+        """``csr(values) @ dense``, for ``values`` in the reference order (or the fixed ones)."""
+        values = self._block_values(values)
+        # every block added in place (a product into a new tensor would zero it, then copy it)
+        out = dense.new_zeros((self.shape[0], dense.shape[1]))
+        for start, stop, lo, hi, crow, col in self.blocks:
+            part = _quiet_csr(
+                crow, col, values[lo:hi], (self.shape[0], stop - start), check_invariants=False
+            )
+            out.addmm_(part, dense[start:stop])
+        return out
+
+    def sampled(self, x, weight):
+        """``(x @ weight)`` at the entries, in the reference order."""
+        if self._inverse is None:
+            inverse = torch.empty_like(self.order)
+            inverse[self.order.long()] = torch.arange(
+                self.nnz, dtype=inverse.dtype, device=inverse.device
+            )
+            self._inverse = inverse
+        values = x.new_empty(self.nnz)
+        zeros = x.new_zeros(max((hi - lo for _, _, lo, hi, _, _ in self.blocks), default=0))
+        for start, stop, lo, hi, crow, col in self.blocks:
+            pattern = _quiet_csr(
+                crow, col, zeros[: hi - lo], (self.shape[0], stop - start), check_invariants=False
+            )
+            block = torch.sparse.sampled_addmm(pattern, x, weight[:, start:stop], beta=0.0)
+            values[lo:hi] = block.values()
+        return values.index_select(0, self._inverse)
+
+
 class _SparseInputMatmul(torch.autograd.Function):
-    """``x @ weight`` for a sparse ``x`` whose transpose is known."""
+    """``x @ weight`` for a sparse ``x`` whose transpose is known (a :class:`SparseInput`)."""
 
     @staticmethod
-    def forward(ctx, csr, csr_t, weight):
-        ctx.save_for_backward(csr_t)
-        return csr @ weight
+    def forward(ctx, x, weight):
+        ctx.x = x
+        block_cols = _block_columns(x.shape[1], weight.shape[1], weight.dtype, weight.device)
+        if block_cols is None:
+            return x.csr @ weight
+        return x._column_blocks(False, block_cols).matmul(weight)
 
     @staticmethod
     def backward(ctx, grad_out):
-        (csr_t,) = ctx.saved_tensors
-        return None, None, csr_t @ grad_out
+        x = ctx.x
+        block_cols = _block_columns(x.shape[0], grad_out.shape[1], grad_out.dtype, grad_out.device)
+        if block_cols is None:
+            return None, x.csr_t @ grad_out
+        return None, x._column_blocks(True, block_cols).matmul(grad_out)
 
 
 class EntryIndex:
@@ -298,17 +443,39 @@ class EntryIndex:
                     f"{int(sorted_cols[first])}). Each output entry is computed once: pass the "
                     "distinct pairs and index the result to repeat them."
                 )
-        self._crow = _compressed(sorted_rows, n_rows)
-        self._col = sorted_cols
-        self._t_order = torch.argsort(sorted_cols * n_rows + sorted_rows)
-        self._crow_t = _compressed(sorted_cols[self._t_order], n_cols)
-        self._col_t = sorted_rows[self._t_order]
+        self._plain = None  # the CSR structures of the pairs and of their transpose, on first use
+        self._blocks = {}  # the pairs in column blocks (see _ColumnBlocks), on first use
+
+    def _plain_csr(self):
+        """``(crow, col, t_order, crow_t, col_t)``: the pairs in CSR order and transposed."""
+        if self._plain is None:
+            n_rows, n_cols = self.shape
+            sorted_rows, sorted_cols = self._to_csr_order(self.rows), self._to_csr_order(self.cols)
+            t_order = torch.argsort(sorted_cols * n_rows + sorted_rows)
+            self._plain = (
+                _compressed(sorted_rows, n_rows),
+                sorted_cols,
+                t_order,
+                _compressed(sorted_cols[t_order], n_cols),
+                sorted_rows[t_order],
+            )
+        return self._plain
+
+    def _column_blocks(self, transposed, block_cols):
+        """The pairs (or their transpose) in blocks of ``block_cols`` columns, cached; values
+        are taken in the caller's order."""
+        key = (transposed, block_cols)
+        if key not in self._blocks:
+            rows, cols = (self.cols, self.rows) if transposed else (self.rows, self.cols)
+            shape = self.shape[::-1] if transposed else self.shape
+            self._blocks[key] = _ColumnBlocks(rows, cols, shape, block_cols)
+        return self._blocks[key]
 
     def _to_csr_order(self, values):
-        return values if self._order is None else values[self._order]
+        return values if self._order is None else values.index_select(0, self._order)
 
     def _from_csr_order(self, values):
-        return values if self._inverse is None else values[self._inverse]
+        return values if self._inverse is None else values.index_select(0, self._inverse)
 
     @property
     def n_pairs(self):
@@ -321,20 +488,19 @@ class EntryIndex:
             key: value.to(device) if isinstance(value, torch.Tensor) else value
             for key, value in self.__dict__.items()
         }
+        if self._plain is not None:
+            out._plain = tuple(t.to(device) for t in self._plain)
+        out._blocks = {}
         return out
 
     def _csr(self, values_csr_order):
-        return _quiet_csr(
-            self._crow, self._col, values_csr_order, self.shape, check_invariants=False
-        )
+        crow, col, _, _, _ = self._plain_csr()
+        return _quiet_csr(crow, col, values_csr_order, self.shape, check_invariants=False)
 
     def _csr_t(self, values_csr_order):
+        _, _, t_order, crow_t, col_t = self._plain_csr()
         return _quiet_csr(
-            self._crow_t,
-            self._col_t,
-            values_csr_order[self._t_order],
-            self.shape[::-1],
-            check_invariants=False,
+            crow_t, col_t, values_csr_order[t_order], self.shape[::-1], check_invariants=False
         )
 
 
@@ -359,29 +525,41 @@ class _SampledMatmul(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, index):
-        pattern = index._csr(torch.zeros(index.n_pairs, dtype=x.dtype, device=x.device))
-        values = torch.sparse.sampled_addmm(pattern, x, weight, beta=0.0).values()
         ctx.save_for_backward(x, weight)
         ctx.index = index
+        block_cols = _block_columns(index.shape[1], x.shape[1], x.dtype, x.device)
+        if block_cols is not None:
+            return index._column_blocks(False, block_cols).sampled(x, weight)
+        pattern = index._csr(torch.zeros(index.n_pairs, dtype=x.dtype, device=x.device))
+        values = torch.sparse.sampled_addmm(pattern, x, weight, beta=0.0).values()
         return index._from_csr_order(values)
 
     @staticmethod
     def backward(ctx, grad_out):
         x, weight = ctx.saved_tensors
         index = ctx.index
-        grad_csr_order = index._to_csr_order(grad_out).contiguous()
         grad_x = grad_w = None
+        n_rows, n_cols = index.shape
         if ctx.needs_input_grad[0]:
-            grad_x = index._csr(grad_csr_order) @ weight.T
+            block_cols = _block_columns(n_cols, weight.shape[0], x.dtype, x.device)
+            if block_cols is None:
+                grad_x = index._csr(index._to_csr_order(grad_out).contiguous()) @ weight.T
+            else:
+                grad_x = index._column_blocks(False, block_cols).matmul(weight.T, grad_out)
         if ctx.needs_input_grad[1]:
+            block_cols = _block_columns(n_rows, x.shape[1], x.dtype, x.device)
+            if block_cols is None:
+                grad_t = index._csr_t(index._to_csr_order(grad_out).contiguous()) @ x
+            else:
+                grad_t = index._column_blocks(True, block_cols).matmul(x, grad_out)
             # contiguous, so that the element-wise backward of the gating stays fast
-            grad_w = (index._csr_t(grad_csr_order) @ x).T.contiguous()
+            grad_w = grad_t.T.contiguous()
         return grad_x, grad_w, None
 
 
 def _matmul(x, weight):
     if isinstance(x, SparseInput):
-        return _SparseInputMatmul.apply(x.csr, x.csr_t, weight)
+        return _SparseInputMatmul.apply(x, weight)
     if x.layout in (torch.sparse_coo, torch.sparse_csr):
         return torch.sparse.mm(x, weight)
     return x @ weight
@@ -721,6 +899,9 @@ class KernelLinear(nn.Module):
                 self.input_scale,
                 self.output_scale,
             )
+        fused = self._fused_weight_and_penalties(cache)
+        if fused is not None:
+            return fused[0]
         if "weight" not in cache:
             cache["weight"] = kernel_weight(
                 None,  # the points are read by kernel_matrix(), which reuses a cached K
@@ -731,6 +912,19 @@ class KernelLinear(nn.Module):
                 self.output_scale,
             )
         return cache["weight"]
+
+    def _fused_weight_and_penalties(self, cache):
+        """``(weight, free penalty, kernel penalty)`` as one node, or None (see
+        :func:`reuse_kernel_matrices`'s ``penalties``)."""
+        if not cache["penalties"] or self.W is None or self.input_scale is not None:
+            return None
+        if not torch.is_grad_enabled() or not isinstance(self.kernel, Kernel):
+            return None
+        if "fused" not in cache:
+            cache["fused"] = self.kernel.gated_with_penalties(
+                self.input_embeddings, self.output_embeddings, self.W
+            )
+        return cache["fused"]
 
     def forward(self, input):
         """``input @ weight + bias`` for a dense or sparse input (or :class:`SparseInput`).
@@ -752,7 +946,9 @@ class KernelLinear(nn.Module):
             out = self._sparse_rows_matmul(input)
         if out is None:
             out = _matmul(input, self.weight)
-        return out if self.bias is None else out + self.bias
+        # in place: the product is a new tensor that no backward needs (one weight-sized
+        # temporary less for a layer of many samples)
+        return out if self.bias is None else out.add_(self.bias)
 
     def _sparse_rows_matmul(self, input):
         """``input @ weight`` with the weight evaluated on the features present, or None."""
@@ -830,7 +1026,8 @@ class KernelLinear(nn.Module):
         if index.rows.device != input.device:
             index = index.to(input.device)
         out = _SampledMatmul.apply(input, self.weight, index)
-        return out if self.bias is None else out + self.bias[index.cols]
+        # index_select, whose backward adds into the bias gradient (indexing's sorts first)
+        return out if self.bias is None else out + self.bias.index_select(0, index.cols)
 
     def regularization(self, *, kernel=True):
         """The two penalties of the reference loss, unweighted.
@@ -851,6 +1048,10 @@ class KernelLinear(nn.Module):
         """
         # u is None when every input coordinate is a given, fixed position
         zero = self.input_embeddings.new_zeros(())
+        cache = self._reuse_cache()
+        fused = None if cache is None else self._fused_weight_and_penalties(cache)
+        if fused is not None:
+            return fused[1], fused[2] if kernel else zero
         if self.W is not None:
             free = half_squared_norm(self.W)
         elif self.signed:

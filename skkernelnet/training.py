@@ -136,6 +136,7 @@ class TrainingMonitor:
         self.validation_negated = validation_negated
         self.result = TrainingResult()
         self._best_state = None
+        self._own_snapshot = False  # whether _best_state's tensors were made by this monitor
         self._best_tracked = -math.inf
         self._no_improvement = 0
         self._bar = None
@@ -231,6 +232,7 @@ class TrainingMonitor:
         """Continue from :meth:`state_dict` (inside the ``with`` block)."""
         self.result = TrainingResult(**state["result"])
         self._best_state = state["best_state"]
+        self._own_snapshot = False
         self._best_tracked = state["best_tracked"]
         self._no_improvement = state["no_improvement"]
         self._start = time.perf_counter() - state["elapsed"]
@@ -238,9 +240,20 @@ class TrainingMonitor:
             self._bar.update(self.result.n_iter)
 
     def _snapshot(self):
-        self._best_state = {
-            k: v.detach().clone() for k, v in self.module.state_dict(keep_vars=True).items()
-        }
+        state = self.module.state_dict(keep_vars=True)
+        best = self._best_state
+        if self._own_snapshot and best is not None and all(
+            k in best and best[k].shape == v.shape and best[k].dtype == v.dtype
+            for k, v in state.items()
+        ):
+            # copied into the previous snapshot's tensors, which this monitor made: no second
+            # copy of the parameters alongside the first
+            with torch.no_grad():
+                for k, v in state.items():
+                    best[k].copy_(v)
+            return
+        self._best_state = {k: v.detach().clone() for k, v in state.items()}
+        self._own_snapshot = True
 
     def restore_best(self):
         """Load the best parameters seen into the module (no-op before any iteration)."""
@@ -351,14 +364,15 @@ def lbfgs(
         loss = closure()
         grad = _flat_grad(params)
         first = True
-    else:
-        loss, grad, first = state["loss"], state["grad"], state["first"]
+    else:  # the gradient is overwritten in place below: the caller's copy stays intact
+        loss, grad, first = state["loss"], state["grad"].clone(), state["first"]
         history.extend(zip(state["s"], state["y"], state["rho"]))
     while True:
         if not math.isfinite(loss):
             monitor.step(loss)
             return
-        if grad.abs().max() <= gtol:
+        # the largest absolute entry, without an |grad| temporary of the parameters' size
+        if torch.linalg.vector_norm(grad, float("inf")) <= gtol:
             monitor.result.stop_reason = "converged"
             return
         direction = _two_loop(grad, history)
@@ -385,7 +399,9 @@ def lbfgs(
                 monitor.result.stop_reason = "line_search_failed"
             return
         new_grad = _flat_grad(params)
-        s, y = step * direction, new_grad - grad
+        # in place, without new vectors of the parameters' size: neither the direction nor the
+        # old gradient is used again (-(g - g') is exactly g' - g)
+        s, y = direction.mul_(step), grad.sub_(new_grad).neg_()
         ys = float(y @ s)
         if ys > 1e-10 * float(y @ y):
             history.append((s, y, 1.0 / ys))
@@ -399,7 +415,7 @@ def lbfgs(
 
 def _two_loop(grad, history):
     """The L-BFGS search direction ``-H grad`` from the correction pairs (oldest first)."""
-    q = -grad.clone()
+    q = grad.neg()
     alphas = []
     for s, y, rho in reversed(history):
         a = rho * float(s @ q)

@@ -680,6 +680,33 @@ def test_gated_is_the_free_weight_times_the_kernel(name):
         assert torch.equal(ours, expected)
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_gated_with_penalties_is_the_gated_weight_and_both_half_norms(name):
+    # One node for the weight W * K and the penalties 1/2 ||W||^2, 1/2 ||K||^2 of a
+    # training objective: the values of the separate terms, their gradients up to rounding.
+    kernel, _ = CASES[name]
+    U, V = points(5, 3, seed=12), points(4, 3, seed=13)
+    W = points(5, 4, scale=1.0, seed=14)
+    if kernel._written_out() is None:
+        assert kernel.gated_with_penalties(U, V, W) is None
+        return
+    weights, grads = [], []
+    for fused in (True, False):
+        leaves = [t.clone().requires_grad_() for t in (U, V, W)]
+        if fused:
+            terms = kernel.gated_with_penalties(*leaves)
+        else:
+            K = kernel(leaves[0], leaves[1])
+            terms = (leaves[2] * K, 0.5 * (leaves[2] ** 2).sum(), 0.5 * (K**2).sum())
+        loss = (terms[0] * points(5, 4, seed=15)).sum() + 0.3 * terms[1] + 1.7 * terms[2]
+        loss.backward()
+        weights.append([t.detach() for t in terms])
+        grads.append([t.grad for t in leaves])
+    assert torch.equal(weights[0][0], weights[1][0])
+    for ours, expected in zip(weights[0][1:] + grads[0], weights[1][1:] + grads[1]):
+        torch.testing.assert_close(ours, expected)
+
+
 def test_gated_of_a_subclass_uses_its_own_function():
     class Halved(RBFKernel):
         def forward(self, U, V):

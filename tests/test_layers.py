@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from skkernelnet import layers
 from skkernelnet.kernels import FiniteSupportKernel, LinearKernel, RBFKernel, squared_distances
 from skkernelnet.layers import (
     EntryIndex,
@@ -512,6 +513,57 @@ def test_forward_at_with_sparse_input(kind):
     torch.testing.assert_close(
         layer.forward_at(as_kind(x, kind), (rows, cols)), layer(x)[rows, cols]
     )
+
+
+@pytest.mark.parametrize("row_major", [True, False])
+def test_forward_at_in_column_blocks_matches_gather(row_major, monkeypatch):
+    # Large products are computed over column blocks (see layers._BLOCK_BYTES); blocks of
+    # 3 columns here, some of them without a pair.
+    layer = smooth_layer(8, 30, kernel="rbf")
+    monkeypatch.setattr(layers, "_BLOCK_BYTES", 3 * 8 * 8)
+    g = torch.Generator().manual_seed(11)
+    mask = torch.rand(40, 30, generator=g) < 0.3
+    mask[:, 3:6] = False
+    rows, cols = mask.nonzero(as_tuple=True)
+    if not row_major:
+        order = torch.randperm(rows.numel(), generator=g)
+        rows, cols = rows[order], cols[order]
+    x = make_x(40, 8, seed=12, density=0.7).requires_grad_()
+    w = torch.randn(rows.numel(), dtype=torch.float64, generator=g)
+
+    full = layer(x)[rows, cols]
+    (full * w).sum().backward()
+    expected_grads, expected_x_grad = grads_of(layer), x.grad.clone()
+    layer.zero_grad()
+    x.grad = None
+
+    index = EntryIndex(rows, cols, shape=(40, 30))
+    at = layer.forward_at(x, index)
+    assert index._blocks  # the blocked products were used
+    torch.testing.assert_close(at, full)
+    (at * w).sum().backward()
+    torch.testing.assert_close(x.grad, expected_x_grad)
+    for pname, grad in grads_of(layer).items():
+        torch.testing.assert_close(grad, expected_grads[pname], msg=pname)
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+def test_sparse_input_in_column_blocks_matches_dense(monkeypatch):
+    layer = smooth_layer(30, 7, kernel="finite_support")
+    monkeypatch.setattr(layers, "_BLOCK_BYTES", 4 * 8 * 7)  # blocks of 4 columns (or rows)
+    x = make_x(25, 30, seed=13, density=0.3)
+    x[:, 8:12] = 0.0  # an empty block
+    g = torch.randn(25, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(14))
+    (layer(x) * g).sum().backward()
+    expected = grads_of(layer)
+    layer.zero_grad()
+    prepared = SparseInput(x.to_sparse_csr())
+    out = layer(prepared)
+    assert prepared._blocks
+    torch.testing.assert_close(out, layer(x))
+    (out * g).sum().backward()
+    for pname, grad in grads_of(layer).items():
+        torch.testing.assert_close(grad, expected[pname], msg=pname)
 
 
 def test_forward_at_index_errors():

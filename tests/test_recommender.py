@@ -105,8 +105,11 @@ def test_sklearn_estimator_checks(estimator, check):
 
 
 # -- exactness of the sparse, observed-entries-only objective --------------------------
+@pytest.mark.parametrize("blocks", [False, True])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_objective_matches_naive_dense_formulation(seed):
+def test_objective_matches_naive_dense_formulation(seed, blocks, monkeypatch):
+    if blocks:  # the sparse products in blocks of one or two columns (see layers._BLOCK_BYTES)
+        monkeypatch.setattr("skkernelnet.layers._BLOCK_BYTES", 96)
     torch.manual_seed(seed)
     n_items, n_users = 12, 9
     mask = (torch.rand(n_items, n_users) < 0.4).double()
@@ -340,8 +343,13 @@ def test_network_weights_are_constrained_least_squares():
         def loss(w, target=target):
             return float(((target - w[0] * a - w[1] * b) ** 2).sum())
 
-        best = minimize(loss, [0.2, 0.2], bounds=[(0, 1), (0, 1)], method="SLSQP",
-                        constraints=[{"type": "ineq", "fun": lambda w: 1 - w.sum()}])
+        best = minimize(
+            loss,
+            [0.2, 0.2],
+            bounds=[(0, 1), (0, 1)],
+            method="SLSQP",
+            constraints=[{"type": "ineq", "fun": lambda w: 1 - w.sum()}],
+        )
         assert loss(got) <= best.fun + 1e-9
     np.testing.assert_allclose(_network_weights([a], 0.4 * a), [0.4])
     np.testing.assert_allclose(_network_weights([a], 3 * a), [1.0])
@@ -386,7 +394,6 @@ def test_auto_sizes_follow_the_data():
         assert [layer.out_features for layer in module.layers[:-1]] == [expected, expected]
     wide = KernelCollaborativeFilter(hidden_layer_sizes=(7,), max_iter=2).fit(pairs, y)
     assert wide.module_.layers[0].out_features == 7
-
 
 
 def test_user_orientation(ratings):

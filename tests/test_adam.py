@@ -5,15 +5,10 @@ import torch
 from skkernelnet.training import _Adam
 
 
-def test_adam_matches_torch_optim_adam():
-    torch.manual_seed(0)
-    start = [torch.randn(5, 3, dtype=torch.float64), torch.randn(4, dtype=torch.float64)]
-    ours = [p.clone().requires_grad_() for p in start]
-    theirs = [p.clone().requires_grad_() for p in start]
-    optimizer = _Adam(ours, learning_rate=0.01, betas=(0.8, 0.99))
-    reference = torch.optim.Adam(theirs, lr=0.01, betas=(0.8, 0.99))
-    for _ in range(30):
-        grads = [torch.randn_like(p) for p in start]
+def _step_both_and_compare(optimizer, reference, ours, theirs, n_steps):
+    """Give both optimizers the same random gradients for n_steps; parameters stay equal."""
+    for _ in range(n_steps):
+        grads = [torch.randn_like(p) for p in ours]
         for params in (ours, theirs):
             for p, g in zip(params, grads):
                 p.grad = g.clone()
@@ -21,6 +16,16 @@ def test_adam_matches_torch_optim_adam():
         reference.step()
     for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_adam_matches_torch_optim_adam():
+    torch.manual_seed(0)
+    start = [torch.randn(5, 3, dtype=torch.float64), torch.randn(4, dtype=torch.float64)]
+    ours = [p.clone().requires_grad_() for p in start]
+    theirs = [p.clone().requires_grad_() for p in start]
+    optimizer = _Adam(ours, learning_rate=0.01, betas=(0.8, 0.99))
+    reference = torch.optim.Adam(theirs, lr=0.01, betas=(0.8, 0.99))
+    _step_both_and_compare(optimizer, reference, ours, theirs, n_steps=30)
     optimizer.zero_grad()
     assert all(p.grad is None for p in ours)
 
@@ -85,12 +90,4 @@ def test_adam_with_decays_per_parameter_matches_torch_parameter_groups():
     reference = torch.optim.Adam(
         [{"params": [p], "weight_decay": d} for p, d in zip(theirs, decays)], lr=0.02
     )
-    for _ in range(15):
-        grads = [torch.randn_like(p) for p in start]
-        for params in (ours, theirs):
-            for p, g in zip(params, grads):
-                p.grad = g.clone()
-        optimizer.step()
-        reference.step()
-    for a, b in zip(ours, theirs):
-        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    _step_both_and_compare(optimizer, reference, ours, theirs, n_steps=15)

@@ -488,20 +488,26 @@ def test_forward_at_matches_gather(name, as_index):
     }[as_index]()
     x = make_x(10, 8, seed=8, density=0.7).requires_grad_()
     g = torch.randn(25, dtype=torch.float64)
+    at = assert_forward_at_matches_gather(layer, x, rows, cols, index, g)
+    assert at.shape == (25,)
 
+
+def assert_forward_at_matches_gather(layer, x, rows, cols, index, weights):
+    """forward_at's values, input gradient and parameter gradients equal those of
+    gathering the full output at (rows, cols); returns forward_at's values."""
     full = layer(x)[rows, cols]
-    (full * g).sum().backward()
+    (full * weights).sum().backward()
     expected_grads, expected_x_grad = grads_of(layer), x.grad.clone()
     layer.zero_grad()
     x.grad = None
 
     at = layer.forward_at(x, index)
-    assert at.shape == (25,)
     torch.testing.assert_close(at, full)
-    (at * g).sum().backward()
+    (at * weights).sum().backward()
     torch.testing.assert_close(x.grad, expected_x_grad)
     for pname, grad in grads_of(layer).items():
         torch.testing.assert_close(grad, expected_grads[pname], msg=pname)
+    return at
 
 
 @pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
@@ -530,21 +536,9 @@ def test_forward_at_in_column_blocks_matches_gather(row_major, monkeypatch):
         rows, cols = rows[order], cols[order]
     x = make_x(40, 8, seed=12, density=0.7).requires_grad_()
     w = torch.randn(rows.numel(), dtype=torch.float64, generator=g)
-
-    full = layer(x)[rows, cols]
-    (full * w).sum().backward()
-    expected_grads, expected_x_grad = grads_of(layer), x.grad.clone()
-    layer.zero_grad()
-    x.grad = None
-
     index = EntryIndex(rows, cols, shape=(40, 30))
-    at = layer.forward_at(x, index)
+    assert_forward_at_matches_gather(layer, x, rows, cols, index, w)
     assert index._blocks  # the blocked products were used
-    torch.testing.assert_close(at, full)
-    (at * w).sum().backward()
-    torch.testing.assert_close(x.grad, expected_x_grad)
-    for pname, grad in grads_of(layer).items():
-        torch.testing.assert_close(grad, expected_grads[pname], msg=pname)
 
 
 @pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")

@@ -30,6 +30,7 @@ __all__ = [
     "ItemItemSystem",
     "standardised",
     "blend",
+    "mix",
     "ndcg_sum",
 ]
 
@@ -148,15 +149,22 @@ def standardised(scores):
     return centred / torch.where(spread > 0, spread, torch.ones_like(spread))
 
 
+def mix(network_z, item_item_z, network_weight):
+    """``w * network_z + (1 - w) * item_item_z`` of already standardised scores."""
+    if network_weight >= 1.0:
+        return network_z
+    if network_weight <= 0.0:
+        return item_item_z
+    return network_weight * network_z + (1.0 - network_weight) * item_item_z
+
+
 def blend(network_scores, item_item_scores, network_weight):
     """``w * z(network) + (1 - w) * z(item-item)``, ``z`` standardising each row."""
     if network_weight >= 1.0:
         return standardised(network_scores)
     if network_weight <= 0.0:
         return standardised(item_item_scores)
-    return network_weight * standardised(network_scores) + (1.0 - network_weight) * standardised(
-        item_item_scores
-    )
+    return mix(standardised(network_scores), standardised(item_item_scores), network_weight)
 
 
 def ndcg_sum(scores, seen, truth, k):

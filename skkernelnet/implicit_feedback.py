@@ -548,21 +548,24 @@ class KernelImplicitRecommender(TransformerMixin, BaseKernelNet):
         def linear_scores(score):
             return lambda rows: [score(self._raw_input(rows))]
 
-        tried = {}
+        # the scorer of the best penalty so far (the first of equals, as max() below picks)
+        tried, score, best = {}, None, -np.inf
         for refine in (None, True):
             around = max(tried, key=tried.get) if refine else None
             for lam in system.lambda_candidates(around):
                 if lam not in tried:
-                    score = system.scorer(lam, self._dtype, self._device)
-                    scores = self._heldout_ndcg(train, val, val_users, linear_scores(score))
+                    candidate = system.scorer(lam, self._dtype, self._device)
+                    scores = self._heldout_ndcg(train, val, val_users, linear_scores(candidate))
                     tried[lam] = scores[0]
+                    if tried[lam] > best:
+                        score, best = candidate, tried[lam]
         lam = max(tried, key=tried.get)
-        score = system.scorer(lam, self._dtype, self._device)
         del system
 
         def blends(rows):
-            network, linear = self._logits(rows), score(self._raw_input(rows))
-            return [_item_item.blend(network, linear, w) for w in _item_item.NETWORK_WEIGHTS]
+            network = _item_item.standardised(self._logits(rows))
+            linear = _item_item.standardised(score(self._raw_input(rows)))
+            return [_item_item.mix(network, linear, w) for w in _item_item.NETWORK_WEIGHTS]
 
         by_weight = self._heldout_ndcg(train, val, val_users, blends)
         best = int(np.argmax(by_weight))
